@@ -1,0 +1,140 @@
+//! The backend trait, the options and report of one call, and the kinds of backend.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{DeviceInfo, Error, Method, Result, Shape};
+
+/// Which implementation computes a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum BackendKind {
+    /// The multithreaded CPU implementation, available everywhere.
+    Cpu,
+    /// Apple Metal, on macOS builds with a device.
+    Metal,
+}
+
+impl BackendKind {
+    /// The lowercase name used on the command line and in JSON: `cpu`, `metal`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Metal => "metal",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Options for one multiplication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MatmulOptions {
+    /// The kernel to run; [`Method::Auto`] lets the backend choose.
+    pub method: Method,
+    /// Reject NaN or infinity in A or B before the work and in C after it, with
+    /// [`Error::NonFinite`].
+    pub check_finite: bool,
+}
+
+/// What one multiplication did and how long it took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MatmulReport {
+    /// The backend that ran.
+    pub backend: BackendKind,
+    /// The method that ran ([`Method::Auto`] resolved), [`Method::Auto`] for the CPU.
+    pub method: Method,
+    /// Wall time of the whole call, including buffer set-up and copies.
+    pub total: Duration,
+    /// Time the GPU spent executing (`GPUEndTime - GPUStartTime`); `None` off the GPU.
+    pub gpu: Option<Duration>,
+}
+
+/// An implementation of `C = A·B` for row-major f32 matrices.
+///
+/// Implementations validate every argument (slice lengths, overflow, the dimension
+/// limit) and answer degenerate shapes (a zero dimension) without doing any work. They
+/// are `Send + Sync`: one backend may serve many threads at once.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// Facts about the device, read now (free memory changes over time).
+    fn device_info(&self) -> DeviceInfo;
+
+    /// The methods that [`MatmulOptions::method`] may force on this backend, besides
+    /// [`Method::Auto`].
+    fn methods(&self) -> Vec<Method>;
+
+    /// `C = A·B` into `c`, with options; returns what ran and how long it took.
+    ///
+    /// `a` holds `m·k` elements, `b` `k·n` and `c` `m·n`, all row-major. `c` is
+    /// overwritten, never read.
+    fn matmul_with(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        shape: Shape,
+        options: &MatmulOptions,
+    ) -> Result<MatmulReport>;
+
+    /// `C = A·B` into `c` with default options.
+    fn matmul_into(&self, a: &[f32], b: &[f32], c: &mut [f32], shape: Shape) -> Result<()> {
+        self.matmul_with(a, b, c, shape, &MatmulOptions::default())
+            .map(|_| ())
+    }
+
+    /// `C = A·B`, returning a new `m·n` vector.
+    fn matmul(&self, a: &[f32], b: &[f32], shape: Shape) -> Result<Vec<f32>> {
+        let (_, _, len_c) = shape.lens()?;
+        let mut c = vec![0.0; len_c];
+        self.matmul_into(a, b, &mut c, shape)?;
+        Ok(c)
+    }
+}
+
+/// Which backend [`select`](crate::select) should open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum BackendChoice {
+    /// Metal when a device answers, else the CPU (the reason is logged). The environment
+    /// variable `FXN_BACKEND` (`cpu`, `metal` or `auto`) overrides it.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// Metal, or an error when it is unavailable (never a silent fallback).
+    Metal,
+}
+
+impl FromStr for BackendChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "metal" | "gpu" => Ok(Self::Metal),
+            other => Err(Error::invalid(format!(
+                "unknown backend `{other}` (expected auto, cpu or metal)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Metal => "metal",
+        })
+    }
+}

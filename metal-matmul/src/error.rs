@@ -1,0 +1,126 @@
+//! The crate's error type.
+
+use crate::BackendKind;
+
+/// A result whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a multiplication or in setting up a backend.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The backend cannot be used on this machine or build.
+    #[error("{backend} backend unavailable: {reason}")]
+    Unavailable {
+        /// The backend that was asked for.
+        backend: BackendKind,
+        /// Why it is unavailable.
+        reason: String,
+    },
+    /// The caller passed something the API does not accept: a slice length other than
+    /// the shape says, a size whose product overflows, a dimension over the limit, a
+    /// method the backend does not have.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An input or the output holds NaN or infinity (only when finiteness checks are on).
+    #[error("non-finite value in {operand} at index {index} (row {row}, column {col})")]
+    NonFinite {
+        /// `"A"`, `"B"` or `"C"`.
+        operand: &'static str,
+        /// The element's index in its row-major slice.
+        index: usize,
+        /// Its row.
+        row: usize,
+        /// Its column.
+        col: usize,
+    },
+    /// The native Metal bridge reported an error.
+    #[error("Metal error {code:?} ({}): {message}", code.raw())]
+    Native {
+        /// The bridge's status code.
+        code: NativeCode,
+        /// The bridge's message, with any detail it gave (e.g. the shader compiler's log).
+        message: String,
+    },
+}
+
+/// The bridge's `METAL_ERROR_*` status codes. Unknown codes are kept, never guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NativeCode {
+    /// `METAL_ERROR_NO_DEVICE`: no Metal device.
+    NoDevice,
+    /// `METAL_ERROR_SHADER_COMPILE`: the embedded shaders failed to compile.
+    ShaderCompile,
+    /// `METAL_ERROR_OUT_OF_MEMORY`: the buffers do not fit the device.
+    OutOfMemory,
+    /// `METAL_ERROR_INVALID_DIMENSIONS`: dimensions the bridge does not accept.
+    InvalidDimensions,
+    /// `METAL_ERROR_KERNEL_TIMEOUT`: the command buffer timed out (GPU watchdog).
+    KernelTimeout,
+    /// `METAL_ERROR_GPU_FAULT`: the command buffer completed with another error.
+    GpuFault,
+    /// `METAL_ERROR_INVALID_ARGUMENT`: a null pointer or unknown method reached the bridge.
+    InvalidArgument,
+    /// `METAL_ERROR_UNSUPPORTED`: the method is not supported on this device.
+    Unsupported,
+    /// A code this crate does not know.
+    Unknown(i32),
+}
+
+impl NativeCode {
+    /// Maps a raw status code (never `METAL_SUCCESS`) to its variant.
+    pub fn from_raw(code: i32) -> Self {
+        use metal_matmul_sys as sys;
+        match code {
+            sys::METAL_ERROR_NO_DEVICE => Self::NoDevice,
+            sys::METAL_ERROR_SHADER_COMPILE => Self::ShaderCompile,
+            sys::METAL_ERROR_OUT_OF_MEMORY => Self::OutOfMemory,
+            sys::METAL_ERROR_INVALID_DIMENSIONS => Self::InvalidDimensions,
+            sys::METAL_ERROR_KERNEL_TIMEOUT => Self::KernelTimeout,
+            sys::METAL_ERROR_GPU_FAULT => Self::GpuFault,
+            sys::METAL_ERROR_INVALID_ARGUMENT => Self::InvalidArgument,
+            sys::METAL_ERROR_UNSUPPORTED => Self::Unsupported,
+            other => Self::Unknown(other),
+        }
+    }
+
+    /// The raw status code.
+    pub fn raw(self) -> i32 {
+        use metal_matmul_sys as sys;
+        match self {
+            Self::NoDevice => sys::METAL_ERROR_NO_DEVICE,
+            Self::ShaderCompile => sys::METAL_ERROR_SHADER_COMPILE,
+            Self::OutOfMemory => sys::METAL_ERROR_OUT_OF_MEMORY,
+            Self::InvalidDimensions => sys::METAL_ERROR_INVALID_DIMENSIONS,
+            Self::KernelTimeout => sys::METAL_ERROR_KERNEL_TIMEOUT,
+            Self::GpuFault => sys::METAL_ERROR_GPU_FAULT,
+            Self::InvalidArgument => sys::METAL_ERROR_INVALID_ARGUMENT,
+            Self::Unsupported => sys::METAL_ERROR_UNSUPPORTED,
+            Self::Unknown(code) => code,
+        }
+    }
+
+    /// The bridge's description of the code (`metal_error_string`), kept in Rust so it
+    /// is available on every platform.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::NoDevice => "No Metal device found",
+            Self::ShaderCompile => "Shader compilation failed",
+            Self::OutOfMemory => "Out of GPU memory",
+            Self::InvalidDimensions => "Invalid matrix dimensions",
+            Self::KernelTimeout => "Kernel execution timeout",
+            Self::GpuFault => "GPU fault during kernel execution",
+            Self::InvalidArgument => "Invalid argument",
+            Self::Unsupported => "Method not supported on this device",
+            Self::Unknown(_) => "Unknown error",
+        }
+    }
+}
+
+impl Error {
+    /// An [`Error::InvalidArgument`] from anything printable.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidArgument(message.into())
+    }
+}

@@ -1,0 +1,45 @@
+//! f32 matrix multiplication on Apple Metal GPUs, with a fast multithreaded CPU
+//! fallback on every platform.
+//!
+//! `C = A·B` for row-major matrices, A m×k, B k×n, through one [`Backend`] trait:
+//!
+//! - [`CpuBackend`]: every platform; multithreaded GEMM (faer) on a pool of its own.
+//! - [`MetalBackend`]: macOS builds with a Metal device, through the Objective-C bridge
+//!   in `metal-matmul-sys` (simple, tiled and MPS kernels). On other targets it is a
+//!   stub whose constructor answers [`Error::Unavailable`].
+//!
+//! [`select`] opens one by [`BackendChoice`]: `auto` prefers Metal and falls back to
+//! the CPU with the reason logged; `FXN_BACKEND` overrides `auto`.
+//!
+//! ```
+//! use metal_matmul::{select, Backend, BackendChoice, Shape};
+//!
+//! let selected = select(BackendChoice::Auto)?;
+//! let c = selected.backend.matmul(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], Shape::square(2))?;
+//! assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+//! # Ok::<(), metal_matmul::Error>(())
+//! ```
+//!
+//! # Safety
+//! All `unsafe` is confined to the Metal backend's calls into the bridge and to reading
+//! CPU facts on macOS; each block states why it is sound. Every argument is validated in
+//! Rust before the bridge sees it.
+
+mod backend;
+mod cpu;
+mod device;
+mod error;
+mod metal;
+mod method;
+pub mod numeric;
+mod select;
+mod shape;
+
+pub use backend::{Backend, BackendChoice, BackendKind, MatmulOptions, MatmulReport};
+pub use cpu::{CpuBackend, CpuInfo};
+pub use device::{DeviceInfo, GpuDetails};
+pub use error::{Error, NativeCode, Result};
+pub use metal::{MetalBackend, MetalStatus};
+pub use method::{Method, MethodPolicy};
+pub use select::{BACKEND_ENV, Selected, effective_choice, select};
+pub use shape::{BRIDGE_MAX_DIM, DEFAULT_MAX_DIM, Shape};

@@ -1,0 +1,136 @@
+//! The Metal methods (kernels) and the rule that picks one automatically.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Error, Result, Shape};
+
+/// Which kernel computes a product on the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[non_exhaustive]
+pub enum Method {
+    /// Let the backend choose with its [`MethodPolicy`].
+    #[default]
+    Auto,
+    /// `matmul_simple`: one thread per element of C.
+    Simple,
+    /// `matmul_tiled`: 16×16 tiles staged in threadgroup memory.
+    Tiled,
+    /// `MPSMatrixMultiplication` from Metal Performance Shaders.
+    Mps,
+}
+
+impl Method {
+    /// Every method that can be forced (all but [`Method::Auto`]).
+    pub const FORCEABLE: [Method; 3] = [Method::Simple, Method::Tiled, Method::Mps];
+
+    /// The lowercase name used on the command line and in JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Simple => "simple",
+            Self::Tiled => "tiled",
+            Self::Mps => "mps",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.trim().to_ascii_lowercase();
+        [Method::Auto]
+            .into_iter()
+            .chain(Method::FORCEABLE)
+            .find(|m| m.name() == lower)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown method `{s}` (expected auto, simple, tiled or mps)"
+                ))
+            })
+    }
+}
+
+/// The automatic choice of method, with thresholds the caller can set.
+///
+/// The rule is the one the Go Function Node shipped: MPS when any dimension is at least
+/// [`mps_min_dim`](Self::mps_min_dim) and the device supports MPS; the tiled kernel when
+/// every dimension is at least [`tiled_min_dim`](Self::tiled_min_dim); otherwise the
+/// simple kernel. `fxn-cli bench --methods all` on a Mac shows where the crossovers lie
+/// on that machine, to tune these numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MethodPolicy {
+    /// Use MPS when any of m, k, n reaches this.
+    pub mps_min_dim: usize,
+    /// Use the tiled kernel when all of m, k, n reach this.
+    pub tiled_min_dim: usize,
+}
+
+impl Default for MethodPolicy {
+    fn default() -> Self {
+        Self {
+            mps_min_dim: 512,
+            tiled_min_dim: 64,
+        }
+    }
+}
+
+impl MethodPolicy {
+    /// The method this policy picks for `shape`; `mps_supported` says whether the device
+    /// can run MPS.
+    pub fn choose(&self, shape: Shape, mps_supported: bool) -> Method {
+        let max = shape.m.max(shape.k).max(shape.n);
+        let min = shape.m.min(shape.k).min(shape.n);
+        if mps_supported && max >= self.mps_min_dim {
+            Method::Mps
+        } else if min >= self.tiled_min_dim {
+            Method::Tiled
+        } else {
+            Method::Simple
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_follows_the_go_node() {
+        let p = MethodPolicy::default();
+        assert_eq!(p.choose(Shape::square(512), true), Method::Mps);
+        assert_eq!(p.choose(Shape::new(1, 4096, 1), true), Method::Mps);
+        assert_eq!(p.choose(Shape::square(512), false), Method::Tiled);
+        assert_eq!(p.choose(Shape::square(64), true), Method::Tiled);
+        assert_eq!(p.choose(Shape::new(64, 63, 64), true), Method::Simple);
+        assert_eq!(p.choose(Shape::new(1, 4096, 1), false), Method::Simple);
+    }
+
+    #[test]
+    fn thresholds_are_configurable() {
+        let p = MethodPolicy {
+            mps_min_dim: 100,
+            tiled_min_dim: 8,
+        };
+        assert_eq!(p.choose(Shape::square(100), true), Method::Mps);
+        assert_eq!(p.choose(Shape::square(8), true), Method::Tiled);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for m in [Method::Auto].into_iter().chain(Method::FORCEABLE) {
+            assert_eq!(m.name().parse::<Method>().unwrap(), m);
+        }
+        assert!("fast".parse::<Method>().is_err());
+    }
+}

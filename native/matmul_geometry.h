@@ -1,0 +1,25 @@
+/*
+ * matmul_geometry.h: the one place that says how each kernel is dispatched.
+ *
+ * Read by three consumers, so they cannot drift apart:
+ *   - the Metal shaders (shaders/*.metal include it; the sys crate's build.rs inlines it
+ *     into the source the bridge compiles at run time),
+ *   - the Objective-C bridge (native/metal_matmul.m) when it encodes a dispatch,
+ *   - the CPU emulation harness that runs the kernels in tests.
+ *
+ * Plain #defines only: valid C, Objective-C, C++ and Metal Shading Language.
+ */
+#ifndef MATMUL_GEOMETRY_H
+#define MATMUL_GEOMETRY_H
+
+/* matmul_simple: one thread per element of C, dispatchThreads: over an (n, m) grid
+ * (Metal's non-uniform threadgroups trim the edge groups). */
+#define MM_SIMPLE_TG_X 16
+#define MM_SIMPLE_TG_Y 16
+
+/* matmul_tiled: TILE x TILE threads per group, each group computes a TILE x TILE block
+ * of C; dispatchThreadgroups: over ceil(n/TILE) x ceil(m/TILE) full groups, so every
+ * tile slot is loaded even at the edges. */
+#define MM_TILED_TILE 16
+
+#endif /* MATMUL_GEOMETRY_H */

@@ -1,0 +1,108 @@
+//! `cargo xtask`: the implementation plan's Makefile targets, in Rust.
+//!
+//! | task | what it does |
+//! |---|---|
+//! | `metal` | release build of `fxn-cli` with the Metal bridge (macOS) |
+//! | `test-metal` | the Metal tests with `FXN_REQUIRE_METAL=1`: a skip is a failure |
+//! | `check-metal` | Metal availability, through `fxn-cli gpu info` |
+//! | `bench-metal` | the criterion benchmarks of the Metal backend |
+//! | `bench-cpu` | the criterion benchmarks of the CPU backend |
+//! | `bindgen [--check]` | regenerate the committed FFI bindings, or fail when stale |
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod bindings;
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  metal            release build of fxn-cli with the Metal bridge (macOS)
+  test-metal       run the Metal tests; FXN_REQUIRE_METAL=1 makes a missing device a failure
+  check-metal      report Metal availability (fxn-cli gpu info)
+  bench-metal      criterion benchmarks of the Metal backend
+  bench-cpu        criterion benchmarks of the CPU backend
+  bindgen [--check]  regenerate metal-matmul-sys/src/bindings.rs, or check it is current";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let result = match task.as_str() {
+        "metal" => cargo(&["build", "--release", "-p", "fxn-cli"], &[]),
+        "test-metal" => test_metal(rest),
+        "check-metal" => cargo(
+            &["run", "--quiet", "-p", "fxn-cli", "--", "gpu", "info"],
+            &[],
+        ),
+        "bench-metal" => bench("metal", rest),
+        "bench-cpu" => bench("cpu", rest),
+        "bindgen" => bindings::run(&workspace_root(), rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The Metal tests. On a Mac a missing device fails them (`FXN_REQUIRE_METAL=1`), unless
+/// `--allow-skip` is given (hosted CI runners may have no usable GPU).
+fn test_metal(rest: &[String]) -> Result<(), String> {
+    let allow_skip = rest.iter().any(|a| a == "--allow-skip");
+    let require = if allow_skip { "0" } else { "1" };
+    cargo(
+        &[
+            "test",
+            "-p",
+            "metal-matmul",
+            "--test",
+            "metal",
+            "--",
+            "--nocapture",
+        ],
+        &[("FXN_REQUIRE_METAL", require)],
+    )
+}
+
+fn bench(which: &str, rest: &[String]) -> Result<(), String> {
+    let mut args = vec!["bench", "-p", "metal-matmul", "--bench", which];
+    if !rest.is_empty() {
+        args.push("--");
+        args.extend(rest.iter().map(String::as_str));
+    }
+    cargo(&args, &[])
+}
+
+fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
