@@ -2,8 +2,8 @@
  * matmul_geometry.h: the one place that says how each kernel is dispatched.
  *
  * Read by three consumers, so they cannot drift apart:
- *   - the Metal shaders (shaders/*.metal include it; the sys crate's build.rs inlines it
- *     into the source the bridge compiles at run time),
+ *   - the Metal shaders (every .metal file in shaders/ includes it; the sys crate's
+ *     build.rs inlines it into the source the bridge compiles at run time),
  *   - the Objective-C bridge (native/metal_matmul.m) when it encodes a dispatch,
  *   - the CPU emulation harness that runs the kernels in tests.
  *
@@ -21,5 +21,13 @@
  * of C; dispatchThreadgroups: over ceil(n/TILE) x ceil(m/TILE) full groups, so every
  * tile slot is loaded even at the edges. */
 #define MM_TILED_TILE 16
+
+/* matmul_simdgroup: MM_SIMD_GROUPS simdgroups of 32 threads per threadgroup (a 1-D
+ * group of MM_SIMD_GROUPS * 32 threads); each threadgroup computes an
+ * MM_SIMD_TILE_M x MM_SIMD_TILE_N block of C with simdgroup_float8x8 accumulators;
+ * dispatchThreadgroups: over ceil(n/MM_SIMD_TILE_N) x ceil(m/MM_SIMD_TILE_M) groups. */
+#define MM_SIMD_GROUPS 4
+#define MM_SIMD_TILE_M 32
+#define MM_SIMD_TILE_N 32
 
 #endif /* MATMUL_GEOMETRY_H */

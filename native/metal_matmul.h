@@ -92,14 +92,18 @@ typedef struct MetalMatmulStats {
 /* 1 when the system has a Metal device, else 0. */
 int32_t metal_is_available(void);
 
-/* Creates a context on the system default device, compiles the kernels and fills
- * *info. On failure returns a METAL_ERROR_* code, leaves *out NULL and writes a
- * message into err (if err is not NULL and err_len > 0). */
-int32_t metal_init(MetalContext **out, MetalDeviceInfo *info, char *err, size_t err_len);
+/* Creates a context on the system default device, compiles shader_source (the Metal
+ * Shading Language text of the kernels, NUL-terminated; the Rust sys crate embeds it
+ * at build time) into pipelines and fills *info. On failure returns a METAL_ERROR_*
+ * code, leaves *out NULL and writes a message into err (if err is not NULL and
+ * err_len > 0); a compilation failure's message carries the compiler's log. */
+int32_t metal_init(MetalContext **out, const char *shader_source, MetalDeviceInfo *info,
+                   char *err, size_t err_len);
 
-/* (Re)compiles the embedded shader source into the context's pipelines. metal_init
- * already calls it; it is exported for callers that want to retry after a failure. */
-int32_t metal_compile_shaders(MetalContext *ctx, char *err, size_t err_len);
+/* (Re)compiles shader_source into the context's pipelines, replacing them only when
+ * every kernel compiled. metal_init already calls it. */
+int32_t metal_compile_shaders(MetalContext *ctx, const char *shader_source, char *err,
+                              size_t err_len);
 
 /* Refreshes *info (memory figures change as buffers are allocated). */
 int32_t metal_device_info(MetalContext *ctx, MetalDeviceInfo *info);

@@ -1,1 +1,3 @@
+//! fxn-cli: the command-line tool (commands arrive in the next commit).
+
 fn main() {}

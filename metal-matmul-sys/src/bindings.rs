@@ -102,6 +102,7 @@ unsafe extern "C" {
 unsafe extern "C" {
     pub fn metal_init(
         out: *mut *mut MetalContext,
+        shader_source: *const ::core::ffi::c_char,
         info: *mut MetalDeviceInfo,
         err: *mut ::core::ffi::c_char,
         err_len: usize,
@@ -110,6 +111,7 @@ unsafe extern "C" {
 unsafe extern "C" {
     pub fn metal_compile_shaders(
         ctx: *mut MetalContext,
+        shader_source: *const ::core::ffi::c_char,
         err: *mut ::core::ffi::c_char,
         err_len: usize,
     ) -> i32;

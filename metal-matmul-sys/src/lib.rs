@@ -31,6 +31,15 @@ mod bindings {
 
 pub use bindings::*;
 
+/// The Metal Shading Language source of every kernel (`shaders/*.metal`, with
+/// `native/matmul_geometry.h` inlined), NUL-terminated, to pass to [`metal_init`].
+pub const SHADER_SOURCE: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(
+    include_bytes!(concat!(env!("OUT_DIR"), "/shaders.metal")),
+) {
+    Ok(source) => source,
+    Err(_) => panic!("shaders.metal must end with its only NUL"),
+};
+
 /// Whether this build compiled and linked the Objective-C bridge (macOS targets only,
 /// unless `FXN_DISABLE_METAL_BRIDGE` was set).
 pub const BRIDGE_BUILT: bool = cfg!(metal_bridge);

@@ -41,5 +41,5 @@ pub use device::{DeviceInfo, GpuDetails};
 pub use error::{Error, NativeCode, Result};
 pub use metal::{MetalBackend, MetalStatus};
 pub use method::{Method, MethodPolicy};
-pub use select::{BACKEND_ENV, Selected, effective_choice, select};
+pub use select::{BACKEND_ENV, SelectOptions, Selected, effective_choice, select, select_with};
 pub use shape::{BRIDGE_MAX_DIM, DEFAULT_MAX_DIM, Shape};

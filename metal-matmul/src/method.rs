@@ -20,11 +20,18 @@ pub enum Method {
     Tiled,
     /// `MPSMatrixMultiplication` from Metal Performance Shaders.
     Mps,
+    /// `matmul_simdgroup`: register-blocked `simdgroup_float8x8` tiles (Apple7+ / Mac2).
+    Simdgroup,
 }
 
 impl Method {
     /// Every method that can be forced (all but [`Method::Auto`]).
-    pub const FORCEABLE: [Method; 3] = [Method::Simple, Method::Tiled, Method::Mps];
+    pub const FORCEABLE: [Method; 4] = [
+        Method::Simple,
+        Method::Tiled,
+        Method::Mps,
+        Method::Simdgroup,
+    ];
 
     /// The lowercase name used on the command line and in JSON.
     pub const fn name(self) -> &'static str {
@@ -33,6 +40,7 @@ impl Method {
             Self::Simple => "simple",
             Self::Tiled => "tiled",
             Self::Mps => "mps",
+            Self::Simdgroup => "simdgroup",
         }
     }
 }
@@ -54,7 +62,7 @@ impl FromStr for Method {
             .find(|m| m.name() == lower)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown method `{s}` (expected auto, simple, tiled or mps)"
+                    "unknown method `{s}` (expected auto, simple, tiled, mps or simdgroup)"
                 ))
             })
     }

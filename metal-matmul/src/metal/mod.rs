@@ -94,7 +94,7 @@ impl MetalBackend {
                 code: crate::NativeCode::Unsupported,
                 message: "Metal Performance Shaders does not support this device".to_owned(),
             }),
-            Method::Simple | Method::Tiled | Method::Mps => Ok(requested),
+            Method::Simple | Method::Tiled | Method::Mps | Method::Simdgroup => Ok(requested),
         }
     }
 }

@@ -91,6 +91,7 @@ fn raw_method(method: Method) -> Result<i32> {
         Method::Simple => Ok(sys::METAL_METHOD_SIMPLE),
         Method::Tiled => Ok(sys::METAL_METHOD_TILED),
         Method::Mps => Ok(sys::METAL_METHOD_MPS),
+        Method::Simdgroup => Ok(sys::METAL_METHOD_SIMDGROUP),
         Method::Auto => Err(Error::invalid(
             "the method must be resolved before the bridge is called",
         )),
@@ -102,9 +103,17 @@ impl Context {
         let mut ptr: *mut sys::MetalContext = std::ptr::null_mut();
         let mut info = sys::MetalDeviceInfo::default();
         let mut err = [0 as c_char; sys::METAL_ERROR_MESSAGE_LEN as usize];
-        // SAFETY: all three out-pointers are valid for writes; `err` is writable for the
-        // length passed.
-        let rc = unsafe { sys::metal_init(&mut ptr, &mut info, err.as_mut_ptr(), err.len()) };
+        // SAFETY: the out-pointers are valid for writes, `err` for the length passed; the
+        // shader source is a NUL-terminated static string.
+        let rc = unsafe {
+            sys::metal_init(
+                &mut ptr,
+                sys::SHADER_SOURCE.as_ptr(),
+                &mut info,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
         match NonNull::new(ptr) {
             Some(ptr) if rc == sys::METAL_SUCCESS => Ok(Self {
                 ptr,
