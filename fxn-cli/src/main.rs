@@ -1,3 +1,89 @@
-//! fxn-cli: the command-line tool (commands arrive in the next commit).
+//! `fxn-cli`: the command-line tool for Function Node operators.
+//!
+//! Data goes to stdout, diagnostics to stderr with an `fxn-cli:` prefix. Exit codes are
+//! listed in [`error::ExitKind`]; a closed stdout (e.g. `| head`) ends quietly with 0.
 
-fn main() {}
+mod args;
+mod error;
+mod gpu;
+mod matmul;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::error::CliResult;
+
+/// Matrix multiplication on Apple Metal GPUs, with a fast CPU fallback.
+#[derive(Debug, Parser)]
+#[command(name = "fxn-cli", about, version)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// GPU and backend information.
+    #[command(subcommand)]
+    Gpu(gpu::GpuCommand),
+    /// Multiply random matrices of a given shape, check the result, print time and GFLOPS.
+    Matmul(matmul::Args),
+}
+
+fn main() -> ExitCode {
+    let version = version_text();
+    let matches = Cli::command()
+        .version(version.clone())
+        .long_version(version)
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    init_logging(cli.verbose);
+    let result: CliResult = match &cli.command {
+        Command::Gpu(cmd) => gpu::run(cmd),
+        Command::Matmul(args) => matmul::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind == error::ExitKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("fxn-cli: {err}");
+            ExitCode::from(err.kind as u8)
+        }
+    }
+}
+
+/// `--version`: the crate version and Metal's compile-time and run-time status.
+fn version_text() -> String {
+    let status = metal_matmul::MetalStatus::probe();
+    let compiled = if status.compiled {
+        "+metal(compile)"
+    } else {
+        "-metal(compile)"
+    };
+    let runtime = if status.device {
+        "+metal(runtime)"
+    } else {
+        "-metal(runtime)"
+    };
+    format!("{} {compiled} {runtime}", env!("CARGO_PKG_VERSION"))
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_target(false)
+        .format_timestamp(None)
+        .init();
+}
