@@ -1,5 +1,8 @@
 //! The CPU backend: multithreaded f32 GEMM through faer, on every platform.
 //!
+//! General shapes go to faer; the vector shapes (`m == 1` or `n == 1`) to the
+//! streaming kernels in [`gemv`], because packing a vector costs more than the product.
+//!
 //! faer was chosen by measurement against OpenBLAS, gemm and matrixmultiply (see the
 //! README's "CPU backend" section): it matches OpenBLAS on square and rectangular shapes
 //! at one and two threads, is pure Rust (no system BLAS to install), and its packing
@@ -9,6 +12,7 @@
 //! caller threads, runs on that pool, so concurrent callers share the cores instead of
 //! oversubscribing them.
 
+mod gemv;
 mod info;
 
 use std::time::Instant;
@@ -24,9 +28,15 @@ use crate::{
 
 pub use info::CpuInfo;
 
-/// Below this many floating-point operations a product runs on one thread: splitting
-/// it costs more than it saves (64³ is about 0.5 MFLOP).
+/// A GEMM gets one thread per this many floating-point operations, up to the workers:
+/// below it, waking a second thread and splitting the panels costs more than it saves.
+/// Measured with `perf-compare` on 2 Zen 4 cores: two threads start to pay between
+/// 128³ (4 MFLOP) and 192³ (14 MFLOP).
 const MIN_FLOPS_PER_THREAD: f64 = 4.0e6;
+
+/// A vector shape (memory-bound) gets one thread per this many elements of its matrix:
+/// a thread must stream at least 256 KiB for the split to pay.
+const MIN_ELEMENTS_PER_THREAD: f64 = 65_536.0;
 
 /// Multithreaded f32 matrix multiplication on the CPU.
 #[derive(Debug)]
@@ -82,16 +92,28 @@ impl CpuBackend {
     }
 
     /// The threads a product of `shape` is worth: never more than the workers, and one
-    /// for small products.
+    /// for small products. GEMMs are counted in floating-point operations, the vector
+    /// shapes (`m == 1` or `n == 1`, memory-bound) in elements of the matrix streamed.
     pub fn threads_for(&self, shape: Shape) -> usize {
-        let by_work = (shape.flops() / MIN_FLOPS_PER_THREAD).floor().max(1.0);
-        (by_work as usize).min(self.threads)
+        let by_work = if is_vector_shape(shape) {
+            shape.flops() / 2.0 / MIN_ELEMENTS_PER_THREAD
+        } else {
+            shape.flops() / MIN_FLOPS_PER_THREAD
+        };
+        // Saturating float-to-int cast; at least 1.
+        (by_work.floor().max(1.0) as usize).min(self.threads)
     }
 
     /// What the CPU is.
     pub fn cpu_info(&self) -> &CpuInfo {
         &self.info
     }
+}
+
+/// True for matrix × vector (`n == 1`) and vector × matrix (`m == 1`), which take the
+/// streaming kernels instead of the GEMM.
+fn is_vector_shape(shape: Shape) -> bool {
+    shape.m == 1 || shape.n == 1
 }
 
 impl Backend for CpuBackend {
@@ -129,6 +151,20 @@ impl Backend for CpuBackend {
         }
         if shape.is_degenerate() {
             c.fill(0.0);
+        } else if is_vector_shape(shape) {
+            let threads = self.threads_for(shape);
+            let mut run = || {
+                if shape.n == 1 {
+                    gemv::matrix_vector(a, b, c, shape.k, threads);
+                } else {
+                    gemv::vector_matrix(a, b, c, shape.n, threads);
+                }
+            };
+            if threads == 1 {
+                run()
+            } else {
+                self.pool.install(run)
+            }
         } else {
             let threads = self.threads_for(shape);
             let lhs = MatRef::from_row_major_slice(a, shape.m, shape.k);
@@ -150,5 +186,51 @@ impl Backend for CpuBackend {
             total: start.elapsed(),
             gpu: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
+
+    #[test]
+    fn thread_count_follows_the_work() {
+        let cpu = CpuBackend::with_threads(8).unwrap();
+        assert_eq!(cpu.threads_for(Shape::square(64)), 1);
+        assert_eq!(cpu.threads_for(Shape::square(128)), 1);
+        assert_eq!(cpu.threads_for(Shape::square(4096)), 8);
+        // Vector shapes count the matrix streamed, not the flops.
+        assert_eq!(cpu.threads_for(Shape::new(1, 128, 256)), 1);
+        assert_eq!(cpu.threads_for(Shape::new(1, 4096, 4096)), 8);
+        assert_eq!(cpu.threads_for(Shape::new(4096, 4096, 1)), 8);
+        let one = CpuBackend::with_threads(1).unwrap();
+        assert_eq!(one.threads_for(Shape::square(4096)), 1);
+        assert!(CpuBackend::with_threads(0).is_err());
+    }
+
+    #[test]
+    fn every_path_matches_the_reference() {
+        let cpu = CpuBackend::with_threads(2).unwrap();
+        let shapes = [
+            Shape::new(1, 300, 700),
+            Shape::new(700, 300, 1),
+            Shape::new(1, 1, 1),
+            Shape::new(2, 3, 2),
+            Shape::new(127, 257, 513),
+            Shape::new(300, 64, 300),
+        ];
+        for shape in shapes {
+            let a: Vec<f32> = (0..shape.m * shape.k)
+                .map(|i| ((i * 7 % 13) as f32) - 6.0)
+                .collect();
+            let b: Vec<f32> = (0..shape.k * shape.n)
+                .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
+                .collect();
+            let mut c = vec![f32::NAN; shape.m * shape.n];
+            cpu.matmul_into(&a, &b, &mut c, shape).unwrap();
+            verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
+                .unwrap_or_else(|e| panic!("{shape}: {e}"));
+        }
     }
 }

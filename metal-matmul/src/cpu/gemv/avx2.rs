@@ -1,0 +1,153 @@
+//! The vector kernels in AVX2+FMA intrinsics: 256-bit loads, two accumulators per row
+//! of A (matrix × vector), four rows of B per pass over a block of C (vector × matrix).
+//!
+//! Every function here requires a CPU with AVX2 and FMA; the callers check that with
+//! `is_x86_feature_detected!` before calling.
+
+use std::arch::x86_64::{
+    __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
+    _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+    _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+};
+
+use super::ROWS;
+
+/// Rows of B added into the block of C per pass: eight halves the loads and stores of
+/// C per element of B against four.
+const VM_ROWS: usize = 8;
+
+/// Floats in one 256-bit register.
+const W: usize = 8;
+
+/// The sum of the eight lanes of `v`.
+#[target_feature(enable = "avx2,fma")]
+fn hsum(v: __m256) -> f32 {
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps::<1>(v);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+    _mm_cvtss_f32(s)
+}
+
+/// `c[i] = a[i, :] · x` for every row of `a` (`c.len()` rows of `k`).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
+    let m = c.len();
+    assert!(a.len() == m * k && x.len() == k, "matrix × vector lengths");
+    let body = k - k % (2 * W);
+    let xp = x.as_ptr();
+    let mut i = 0;
+    while i + ROWS <= m {
+        let r = a[i * k..].as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
+        let mut p = 0;
+        while p < body {
+            // SAFETY: p + 16 ≤ body ≤ k, so x[p..p + 16] is in bounds, and for each of
+            // the ROWS rows (i + ROWS ≤ m) so is a[(i + row)·k + p ..][..16], since
+            // a.len() == m·k (asserted above).
+            unsafe {
+                let x0 = _mm256_loadu_ps(xp.add(p));
+                let x1 = _mm256_loadu_ps(xp.add(p + W));
+                for row in 0..ROWS {
+                    let rp = r.add(row * k + p);
+                    acc[2 * row] = _mm256_fmadd_ps(_mm256_loadu_ps(rp), x0, acc[2 * row]);
+                    acc[2 * row + 1] =
+                        _mm256_fmadd_ps(_mm256_loadu_ps(rp.add(W)), x1, acc[2 * row + 1]);
+                }
+            }
+            p += 2 * W;
+        }
+        for row in 0..ROWS {
+            let mut sum = hsum(_mm256_add_ps(acc[2 * row], acc[2 * row + 1]));
+            let a_row = &a[(i + row) * k..(i + row + 1) * k];
+            for (&av, &xv) in a_row[body..].iter().zip(&x[body..]) {
+                sum = av.mul_add(xv, sum);
+            }
+            c[i + row] = sum;
+        }
+        i += ROWS;
+    }
+    while i < m {
+        let a_row = &a[i * k..(i + 1) * k];
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut p = 0;
+        while p < body {
+            // SAFETY: p + 16 ≤ body ≤ k = a_row.len() = x.len().
+            unsafe {
+                let rp = a_row.as_ptr().add(p);
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(rp), _mm256_loadu_ps(xp.add(p)), acc0);
+                acc1 = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(rp.add(W)),
+                    _mm256_loadu_ps(xp.add(p + W)),
+                    acc1,
+                );
+            }
+            p += 2 * W;
+        }
+        let mut sum = hsum(_mm256_add_ps(acc0, acc1));
+        for (&av, &xv) in a_row[body..].iter().zip(&x[body..]) {
+            sum = av.mul_add(xv, sum);
+        }
+        c[i] = sum;
+        i += 1;
+    }
+}
+
+/// `c[j - j0] = Σ_p x[p]·b[p, j]` for the columns `j0..j0 + c.len()` of the `k×n`
+/// row-major `b` (`k = x.len()`).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn vm_cols(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize) {
+    let k = x.len();
+    let width = c.len();
+    assert!(
+        b.len() == k * n && j0 + width <= n,
+        "vector × matrix lengths"
+    );
+    let body = width - width % (2 * W);
+    let cp = c.as_mut_ptr();
+    c.fill(0.0);
+    let mut p = 0;
+    while p + VM_ROWS <= k {
+        let xs: [__m256; VM_ROWS] = std::array::from_fn(|r| _mm256_set1_ps(x[p + r]));
+        let base = b[p * n + j0..].as_ptr();
+        let mut j = 0;
+        while j < body {
+            // SAFETY: j + 16 ≤ body ≤ width, so c[j..j + 16] is in bounds; for each of
+            // the VM_ROWS rows p + r < k, b[(p + r)·n + j0 + j ..][..16] ends before
+            // (p + r)·n + j0 + width ≤ (p + r + 1)·n ≤ k·n = b.len() (asserted above).
+            unsafe {
+                let mut c0 = _mm256_loadu_ps(cp.add(j));
+                let mut c1 = _mm256_loadu_ps(cp.add(j + W));
+                for (r, xr) in xs.iter().enumerate() {
+                    let bp = base.add(r * n + j);
+                    c0 = _mm256_fmadd_ps(*xr, _mm256_loadu_ps(bp), c0);
+                    c1 = _mm256_fmadd_ps(*xr, _mm256_loadu_ps(bp.add(W)), c1);
+                }
+                _mm256_storeu_ps(cp.add(j), c0);
+                _mm256_storeu_ps(cp.add(j + W), c1);
+            }
+            j += 2 * W;
+        }
+        for r in 0..VM_ROWS {
+            let row = &b[(p + r) * n + j0..(p + r) * n + j0 + width];
+            for (cv, &bv) in c[body..].iter_mut().zip(&row[body..]) {
+                *cv = x[p + r].mul_add(bv, *cv);
+            }
+        }
+        p += VM_ROWS;
+    }
+    while p < k {
+        let row = &b[p * n + j0..p * n + j0 + width];
+        for (cv, &bv) in c.iter_mut().zip(row) {
+            *cv = x[p].mul_add(bv, *cv);
+        }
+        p += 1;
+    }
+}

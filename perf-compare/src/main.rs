@@ -1,0 +1,316 @@
+//! `perf-compare`: metal-matmul's CPU backend beside faer 0.24, OpenBLAS and
+//! matrixmultiply 0.3, measured side by side in one interleaved run.
+//!
+//! For each shape every library runs once to warm up (and its result is checked), then
+//! the libraries take turns, one call each per round, so a burst of load from another
+//! process hits all of them alike. It prints best and median GFLOPS per library.
+//!
+//! Shapes are written `m×k×n` (C is m×n, A m×k, B k×n), the order of
+//! `metal_matmul::Shape`. For the vector shapes the OpenBLAS column is `cblas_sgemv`,
+//! the routine a BLAS caller uses for them (newer OpenBLAS forwards such `sgemm` calls
+//! to it as well).
+//!
+//! ```text
+//! cargo run --release --manifest-path perf-compare/Cargo.toml -- [--threads 1,2]
+//!     [--shapes 256x256x256,...] [--reps 7] [--budget 20] [--csv]
+//! ```
+//!
+//! One process runs per thread count (matrixmultiply reads its thread count from
+//! `MATMUL_NUM_THREADS` once per process); with several counts it starts itself again.
+
+mod blas;
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use metal_matmul::{Backend, CpuBackend, Shape};
+
+/// The shapes of issue 5's table, written m×k×n.
+const DEFAULT_SHAPES: &str = "256x256x256,1024x1024x1024,4096x4096x4096,1000x1000x1000,\
+127x257x513,4096x64x4096,4096x4096x64,1x4096x4096,4096x4096x1";
+
+struct Options {
+    threads: Vec<usize>,
+    shapes: Vec<Shape>,
+    reps: usize,
+    budget: Duration,
+    csv: bool,
+}
+
+fn main() -> ExitCode {
+    match parse(std::env::args().skip(1).collect()) {
+        Ok(opts) if opts.threads.len() > 1 => respawn(&opts),
+        Ok(opts) => match run(&opts, opts.threads[0]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("perf-compare: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("perf-compare: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse(args: Vec<String>) -> Result<Options, String> {
+    let mut opts = Options {
+        threads: vec![1, 2],
+        shapes: parse_shapes(DEFAULT_SHAPES)?,
+        reps: 7,
+        budget: Duration::from_secs(20),
+        csv: false,
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--threads" => {
+                opts.threads = value()?
+                    .split(',')
+                    .map(|t| {
+                        t.trim()
+                            .parse::<usize>()
+                            .map_err(|e| format!("--threads: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                if opts.threads.is_empty() || opts.threads.contains(&0) {
+                    return Err("--threads needs positive counts".into());
+                }
+            }
+            "--shapes" => opts.shapes = parse_shapes(&value()?)?,
+            "--reps" => {
+                opts.reps = value()?.parse().map_err(|e| format!("--reps: {e}"))?;
+                opts.reps = opts.reps.max(1);
+            }
+            "--budget" => {
+                let secs: f64 = value()?.parse().map_err(|e| format!("--budget: {e}"))?;
+                opts.budget = Duration::from_secs_f64(secs.max(0.0));
+            }
+            "--csv" => opts.csv = true,
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(opts)
+}
+
+fn parse_shapes(text: &str) -> Result<Vec<Shape>, String> {
+    text.split(',')
+        .map(|s| {
+            let dims: Vec<usize> = s
+                .trim()
+                .split(['x', '×'])
+                .map(|d| d.parse().map_err(|e| format!("shape `{s}`: {e}")))
+                .collect::<Result<_, _>>()?;
+            match dims[..] {
+                [m, k, n] if m > 0 && k > 0 && n > 0 => Ok(Shape::new(m, k, n)),
+                [s] if s > 0 => Ok(Shape::square(s)),
+                _ => Err(format!("shape `{s}`: expected m×k×n or a size")),
+            }
+        })
+        .collect()
+}
+
+/// Runs this program once per thread count, in turn.
+fn respawn(opts: &Options) -> ExitCode {
+    let Ok(exe) = std::env::current_exe() else {
+        eprintln!("perf-compare: cannot find my own executable");
+        return ExitCode::FAILURE;
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for &t in &opts.threads {
+        let mut child_args = Vec::new();
+        let mut skip = false;
+        for a in &args {
+            if skip {
+                skip = false;
+            } else if a == "--threads" {
+                skip = true;
+            } else {
+                child_args.push(a.clone());
+            }
+        }
+        child_args.extend(["--threads".to_owned(), t.to_string()]);
+        match Command::new(&exe).args(&child_args).status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                eprintln!("perf-compare: the run with {t} threads failed ({s})");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("perf-compare: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// One library's way of computing `C = A·B`.
+type Gemm<'a> = Box<dyn FnMut(&[f32], &[f32], &mut [f32], Shape) + 'a>;
+
+fn run(opts: &Options, threads: usize) -> Result<(), String> {
+    // SAFETY: no other thread exists yet (no library has been called), so nothing reads
+    // the environment concurrently.
+    unsafe { std::env::set_var("MATMUL_NUM_THREADS", threads.to_string()) };
+    blas::set_threads(threads);
+    let ours = CpuBackend::with_threads(threads).map_err(|e| e.to_string())?;
+    let faer_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let faer_par = if threads == 1 {
+        Par::Seq
+    } else {
+        Par::rayon(threads)
+    };
+
+    let mut libs: Vec<(&str, Gemm)> = vec![
+        (
+            "ours",
+            Box::new(|a, b, c, s| ours.matmul_into(a, b, c, s).expect("ours")),
+        ),
+        (
+            "faer",
+            Box::new(|a, b, c, s: Shape| {
+                let lhs = MatRef::from_row_major_slice(a, s.m, s.k);
+                let rhs = MatRef::from_row_major_slice(b, s.k, s.n);
+                let dst = MatMut::from_row_major_slice_mut(c, s.m, s.n);
+                faer_pool.install(|| matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, faer_par));
+            }),
+        ),
+        ("openblas", Box::new(blas::gemm)),
+        (
+            "matrixmultiply",
+            Box::new(|a, b, c, s: Shape| {
+                // SAFETY: a, b and c hold m·k, k·n and m·n elements (made for `s`), and
+                // the strides describe those row-major matrices, so every access is in
+                // bounds; c does not alias a or b.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        s.m,
+                        s.k,
+                        s.n,
+                        1.0,
+                        a.as_ptr(),
+                        s.k as isize,
+                        1,
+                        b.as_ptr(),
+                        s.n as isize,
+                        1,
+                        0.0,
+                        c.as_mut_ptr(),
+                        s.n as isize,
+                        1,
+                    );
+                }
+            }),
+        ),
+    ];
+
+    if opts.csv {
+        println!("threads,shape,library,best_gflops,median_gflops,runs");
+    } else {
+        println!(
+            "\n## {threads} thread{} — load average at start: {}; OpenBLAS: {}\n",
+            if threads == 1 { "" } else { "s" },
+            load_average(),
+            blas::config()
+        );
+        println!(
+            "| shape m×k×n | ours | faer 0.24 | OpenBLAS | matrixmultiply 0.3 | ours / best other |"
+        );
+        println!("|---|---|---|---|---|---|");
+    }
+    for &shape in &opts.shapes {
+        let a = values(shape.m * shape.k, 1);
+        let b = values(shape.k * shape.n, 2);
+        let mut outs: Vec<Vec<f32>> = libs.iter().map(|_| vec![0.0; shape.m * shape.n]).collect();
+        let mut times: Vec<Vec<f64>> = libs.iter().map(|_| Vec::new()).collect();
+        // Warm-up, and the check of every library's answer.
+        let started = Instant::now();
+        for ((name, gemm), c) in libs.iter_mut().zip(outs.iter_mut()) {
+            c.fill(f32::NAN);
+            gemm(&a, &b, c, shape);
+            check(&a, &b, c, shape).map_err(|e| format!("{name} at {shape}: {e}"))?;
+        }
+        let round = started.elapsed().as_secs_f64().max(1e-9);
+        let rounds = ((opts.budget.as_secs_f64() / round) as usize).clamp(3, opts.reps.max(3));
+        for _ in 0..rounds {
+            for (((_, gemm), c), t) in libs.iter_mut().zip(outs.iter_mut()).zip(&mut times) {
+                let start = Instant::now();
+                gemm(&a, &b, c, shape);
+                t.push(start.elapsed().as_secs_f64());
+            }
+        }
+        let stats: Vec<(f64, f64)> = times
+            .iter_mut()
+            .map(|t| {
+                t.sort_by(f64::total_cmp);
+                let gf = |secs: f64| shape.flops() / secs / 1e9;
+                (gf(t[0]), gf(t[t.len() / 2]))
+            })
+            .collect();
+        let label = format!("{}×{}×{}", shape.m, shape.k, shape.n);
+        if opts.csv {
+            for ((name, _), (best, median)) in libs.iter().zip(&stats) {
+                println!("{threads},{label},{name},{best:.2},{median:.2},{rounds}");
+            }
+        } else {
+            let best_other = stats[1..].iter().map(|s| s.0).fold(0.0, f64::max);
+            let cells: Vec<String> = stats
+                .iter()
+                .map(|(best, median)| format!("{best:.1} ({median:.1})"))
+                .collect();
+            println!(
+                "| {label} | {} | {:.0}% |",
+                cells.join(" | "),
+                100.0 * stats[0].0 / best_other
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Deterministic values in [-1, 1).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Checks 256 sampled elements of `c` (all of them when fewer) against f64 dot products.
+fn check(a: &[f32], b: &[f32], c: &[f32], s: Shape) -> Result<(), String> {
+    let scale = s.k as f64; // |A|, |B| ≤ 1
+    let total = s.m * s.n;
+    let step = (total / 256).max(1);
+    for idx in (0..total).step_by(step) {
+        let (i, j) = (idx / s.n, idx % s.n);
+        let want: f64 = (0..s.k)
+            .map(|p| f64::from(a[i * s.k + p]) * f64::from(b[p * s.n + j]))
+            .sum();
+        let err = (f64::from(c[idx]) - want).abs() / scale;
+        if err.is_nan() || err > 1e-5 {
+            return Err(format!(
+                "C[{i}][{j}] = {}, want {want} (scaled error {err:.2e})",
+                c[idx]
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
