@@ -4,6 +4,7 @@
 //! listed in [`error::ExitKind`]; a closed stdout (e.g. `| head`) ends quietly with 0.
 
 mod args;
+mod bench;
 mod error;
 mod gpu;
 mod matmul;
@@ -33,6 +34,9 @@ enum Command {
     Gpu(gpu::GpuCommand),
     /// Multiply random matrices of a given shape, check the result, print time and GFLOPS.
     Matmul(matmul::Args),
+    /// GFLOPS over sizes and shapes per backend, method and thread count, each result
+    /// checked; a table, CSV, JSON or an SVG plot.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
     let result: CliResult = match &cli.command {
         Command::Gpu(cmd) => gpu::run(cmd),
         Command::Matmul(args) => matmul::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,234 @@
+//! Timing one case: warm-up, the check, the timed repetitions, peak memory and, on
+//! request, several concurrent callers.
+
+use std::time::{Duration, Instant};
+
+use metal_matmul::{MatmulOptions, MatmulReport, Shape};
+use serde::Serialize;
+
+use super::{Case, Opened, check, memory};
+use crate::args::{random_matrix, rng};
+use crate::error::{CliError, CliResult, ExitKind};
+
+/// How every case is timed.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Settings {
+    /// Timed repetitions per case (fewer when the budget runs out, never under 3).
+    pub reps: usize,
+    /// Untimed calls before timing; the first one's result is checked.
+    pub warmup: usize,
+    /// Time one case may take.
+    #[serde(serialize_with = "secs")]
+    pub budget: Duration,
+    /// Concurrent callers timed besides one, if asked.
+    pub callers: Option<usize>,
+    /// Seed of the random matrices.
+    pub seed: u64,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// The measured figures of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// The product's shape.
+    pub shape: Shape,
+    /// Index of the backend in the report's `backends`.
+    pub backend: usize,
+    /// The method asked for.
+    pub method: metal_matmul::Method,
+    /// The method that ran (what `auto` resolved to).
+    pub method_ran: metal_matmul::Method,
+    /// Timed repetitions.
+    pub reps: usize,
+    /// Wall time of the fastest call, milliseconds.
+    pub best_ms: f64,
+    /// Median wall time, milliseconds.
+    pub median_ms: f64,
+    /// GFLOPS of the fastest call.
+    pub best_gflops: f64,
+    /// GFLOPS of the median call.
+    pub median_gflops: f64,
+    /// Median GPU execution time, milliseconds (Metal only).
+    pub gpu_median_ms: Option<f64>,
+    /// What the result was checked against.
+    pub checked_against: &'static str,
+    /// The largest error found, relative to max|A|·max|B|·k.
+    pub max_scaled_error: f64,
+    /// Peak resident memory of the first call above what the process held with the
+    /// three matrices allocated, MiB (Linux only).
+    pub peak_extra_mib: Option<f64>,
+    /// Size of A, B and C together, MiB.
+    pub matrices_mib: f64,
+    /// Several callers at once, if asked.
+    pub concurrent: Option<Concurrent>,
+}
+
+/// Combined throughput of several threads calling one backend at once.
+#[derive(Debug, Clone, Serialize)]
+pub struct Concurrent {
+    /// Calling threads.
+    pub callers: usize,
+    /// Calls each made.
+    pub calls_each: usize,
+    /// All their floating-point operations over the wall time, GFLOPS.
+    pub gflops: f64,
+    /// `gflops` over one caller's median GFLOPS.
+    pub ratio_to_one_caller: f64,
+}
+
+/// Times one case.
+pub fn run_case(case: &Case, opened: &Opened, settings: &Settings) -> CliResult<CaseResult> {
+    let shape = case.shape;
+    let backend = opened.backend.as_ref();
+    let mut rng = rng(Some(settings.seed));
+    let a = random_matrix(&mut rng, shape.m, shape.k)?;
+    let b = random_matrix(&mut rng, shape.k, shape.n)?;
+    let (_, _, len_c) = shape.lens()?;
+    let mut c = vec![f32::NAN; len_c];
+    let options = MatmulOptions {
+        method: case.method,
+        check_finite: false,
+    };
+    let flops = shape.flops();
+    let matrices_mib = 4.0 * (a.len() + b.len() + c.len()) as f64 / (1024.0 * 1024.0);
+
+    // First call: peak memory, then the check of its result.
+    let baseline = memory::reset_peak();
+    let first = backend.matmul_with(&a, &b, &mut c, shape, &options)?;
+    let peak_extra_mib = baseline.and_then(memory::peak_above);
+    let (checked_against, max_scaled_error) = check::verify(&a, &b, &c, shape).map_err(|e| {
+        CliError::new(
+            ExitKind::Verification,
+            format!("{shape} on {} ({}): {e}", opened.label, case.method),
+        )
+    })?;
+
+    let started = Instant::now();
+    for _ in 1..settings.warmup {
+        backend.matmul_with(&a, &b, &mut c, shape, &options)?;
+    }
+    let per_call = if settings.warmup > 1 {
+        started.elapsed() / (settings.warmup - 1) as u32
+    } else {
+        first.total
+    };
+    let reps = reps_within(settings, per_call);
+    let mut reports: Vec<MatmulReport> = Vec::with_capacity(reps);
+    let mut walls = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        reports.push(backend.matmul_with(&a, &b, &mut c, shape, &options)?);
+        walls.push(t.elapsed().as_secs_f64());
+    }
+    walls.sort_by(f64::total_cmp);
+    let best = walls[0];
+    let median_s = median(&walls);
+    let mut gpu: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| r.gpu.map(|d| d.as_secs_f64()))
+        .collect();
+    gpu.sort_by(f64::total_cmp);
+    let gpu_median_ms = (!gpu.is_empty()).then(|| median(&gpu) * 1e3);
+    let median_gflops = flops / median_s / 1e9;
+
+    let concurrent = match settings.callers {
+        Some(callers) => Some(concurrent(
+            opened,
+            case,
+            (&a, &b),
+            callers,
+            reps.max((0.3 / median_s) as usize),
+            median_gflops,
+        )?),
+        None => None,
+    };
+    Ok(CaseResult {
+        shape,
+        backend: case.backend,
+        method: case.method,
+        method_ran: first.method,
+        reps,
+        best_ms: best * 1e3,
+        median_ms: median_s * 1e3,
+        best_gflops: flops / best / 1e9,
+        median_gflops,
+        gpu_median_ms,
+        checked_against,
+        max_scaled_error,
+        peak_extra_mib,
+        matrices_mib,
+        concurrent,
+    })
+}
+
+/// Repetitions that fit the budget at `per_call`, between 3 and `settings.reps`.
+fn reps_within(settings: &Settings, per_call: Duration) -> usize {
+    let fit = settings.budget.as_secs_f64() / per_call.as_secs_f64().max(1e-9);
+    (fit as usize).clamp(3.min(settings.reps), settings.reps)
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// `callers` threads each make `calls` calls on the same backend at once (each with its
+/// own C, sharing A and B); their combined throughput is compared with one caller's.
+fn concurrent(
+    opened: &Opened,
+    case: &Case,
+    (a, b): (&[f32], &[f32]),
+    callers: usize,
+    total_calls: usize,
+    one_caller_gflops: f64,
+) -> CliResult<Concurrent> {
+    let shape = case.shape;
+    let backend = opened.backend.as_ref();
+    let options = MatmulOptions {
+        method: case.method,
+        check_finite: false,
+    };
+    // `total_calls` is enough work (about 0.3 s of one caller's time, at least the
+    // repetitions) that starting the threads and the last stragglers matter little.
+    let calls = total_calls.div_ceil(callers).max(2);
+    let (_, _, len_c) = shape.lens()?;
+    let started = Instant::now();
+    let outcome: Vec<CliResult<metal_matmul::Result<()>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..callers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut c = vec![0.0f32; len_c];
+                    for _ in 0..calls {
+                        backend.matmul_with(a, b, &mut c, shape, &options)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| CliError::failure("a concurrent caller panicked"))
+            })
+            .collect()
+    });
+    let wall = started.elapsed().as_secs_f64();
+    for r in outcome {
+        r??;
+    }
+    let gflops = shape.flops() * (callers * calls) as f64 / wall / 1e9;
+    Ok(Concurrent {
+        callers,
+        calls_each: calls,
+        gflops,
+        ratio_to_one_caller: gflops / one_caller_gflops,
+    })
+}
