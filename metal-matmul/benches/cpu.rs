@@ -1,0 +1,115 @@
+//! Criterion benchmarks of the CPU backend: the plan's square sizes and issue 5's
+//! shapes, at one thread and at every core, with throughput in floating-point
+//! operations (criterion's "elements" are FLOPs: 2·m·k·n per call).
+//!
+//! `cargo xtask bench-cpu` runs them; `cargo xtask bench-cpu -- 1024` filters by name.
+//! Each product is checked against f64 arithmetic before it is timed.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::{Backend, CpuBackend, Shape};
+
+/// The plan's sizes.
+const SIZES: &[usize] = &[32, 64, 128, 256, 512, 1024, 2048];
+
+/// Issue 5's shapes, m×k×n.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (4096, 4096, 4096),
+    (1000, 1000, 1000),
+    (127, 257, 513),
+    (4096, 64, 4096),
+    (4096, 4096, 64),
+    (1, 4096, 4096),
+    (4096, 4096, 1),
+];
+
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Checks `c`: whole against the f64 reference when small, 1024 sampled elements as
+/// f64 dot products when large.
+fn check(a: &[f32], b: &[f32], c: &[f32], s: Shape) {
+    if s.flops() <= 3e8 {
+        verify_product(a, b, c, s, DEFAULT_TOLERANCE).expect("the product is right");
+        return;
+    }
+    let step = (c.len() / 1024).max(1) | 1;
+    for idx in (0..c.len()).step_by(step) {
+        let (i, j) = (idx / s.n, idx % s.n);
+        let want: f64 = (0..s.k)
+            .map(|p| f64::from(a[i * s.k + p]) * f64::from(b[p * s.n + j]))
+            .sum();
+        let err = (f64::from(c[idx]) - want).abs() / s.k as f64;
+        assert!(err <= DEFAULT_TOLERANCE, "{s}: C[{i}][{j}] off by {err:e}");
+    }
+}
+
+fn bench_shape(c: &mut Criterion, group: &str, shape: Shape, backends: &[(usize, CpuBackend)]) {
+    let a = values(shape.m * shape.k, 1);
+    let b = values(shape.k * shape.n, 2);
+    let mut out = vec![f32::NAN; shape.m * shape.n];
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(shape.flops() as u64));
+    if shape.flops() > 1e10 {
+        g.sample_size(10).warm_up_time(Duration::from_secs(1));
+        g.measurement_time(Duration::from_secs(8));
+    }
+    for (threads, cpu) in backends {
+        out.fill(f32::NAN);
+        cpu.matmul_into(&a, &b, &mut out, shape)
+            .expect("multiplies");
+        check(&a, &b, &out, shape);
+        let id = BenchmarkId::new(
+            format!("{threads}t"),
+            format!("{}x{}x{}", shape.m, shape.k, shape.n),
+        );
+        g.bench_function(id, |bench| {
+            bench.iter(|| {
+                cpu.matmul_into(black_box(&a), black_box(&b), &mut out, shape)
+                    .expect("multiplies")
+            })
+        });
+    }
+    g.finish();
+}
+
+fn backends() -> Vec<(usize, CpuBackend)> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut counts = vec![1];
+    if cores > 1 {
+        counts.push(cores);
+    }
+    counts
+        .into_iter()
+        .map(|t| (t, CpuBackend::with_threads(t).expect("a CPU backend")))
+        .collect()
+}
+
+fn squares(c: &mut Criterion) {
+    let backends = backends();
+    for &size in SIZES {
+        bench_shape(c, "cpu_square", Shape::square(size), &backends);
+    }
+}
+
+fn shapes(c: &mut Criterion) {
+    let backends = backends();
+    for &(m, k, n) in SHAPES {
+        bench_shape(c, "cpu_shapes", Shape::new(m, k, n), &backends);
+    }
+}
+
+criterion_group!(benches, squares, shapes);
+criterion_main!(benches);
