@@ -148,6 +148,11 @@ fn a_closed_stdout_ends_quietly() {
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    assert!(out.status.success(), "exit {:?}, stderr {}", out.status, stderr(&out));
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr {}",
+        out.status,
+        stderr(&out)
+    );
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }

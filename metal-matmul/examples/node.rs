@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use metal_matmul::{Backend, BackendChoice, MetalStatus, Shape, select};
+use metal_matmul::{BackendChoice, MetalStatus, Shape, select};
 
 fn main() -> Result<(), metal_matmul::Error> {
     let status = MetalStatus::probe();
