@@ -3,6 +3,12 @@
 //!
 //! Every function here requires a CPU with AVX2 and FMA; the callers check that with
 //! `is_x86_feature_detected!` before calling.
+//!
+//! The public entry points are thin `#[target_feature]` wrappers around
+//! `#[inline(always)]` bodies, which then compile with AVX2 and FMA. The bodies call the
+//! intrinsics inside `unsafe` blocks, which keeps the code valid on Rust 1.85 (the
+//! workspace's minimum, before intrinsics became safe inside `#[target_feature]`
+//! functions) without blocks that newer compilers would flag as unneeded.
 
 use std::arch::x86_64::{
     __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
@@ -20,14 +26,20 @@ const VM_ROWS: usize = 8;
 const W: usize = 8;
 
 /// The sum of the eight lanes of `v`.
-#[target_feature(enable = "avx2,fma")]
-fn hsum(v: __m256) -> f32 {
-    let lo = _mm256_castps256_ps128(v);
-    let hi = _mm256_extractf128_ps::<1>(v);
-    let s = _mm_add_ps(lo, hi);
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
-    _mm_cvtss_f32(s)
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    // SAFETY: the caller guarantees AVX2; these intrinsics touch registers only.
+    unsafe {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps::<1>(v);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        _mm_cvtss_f32(s)
+    }
 }
 
 /// `c[i] = a[i, :] · x` for every row of `a` (`c.len()` rows of `k`).
@@ -36,6 +48,16 @@ fn hsum(v: __m256) -> f32 {
 /// The CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
+    // SAFETY: this function's own contract: the CPU has AVX2 and FMA.
+    unsafe { mv_rows_body(a, x, c, k) }
+}
+
+/// The body of [`mv_rows`], inlined into it.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[inline(always)]
+unsafe fn mv_rows_body(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
     let m = c.len();
     assert!(a.len() == m * k && x.len() == k, "matrix × vector lengths");
     let body = k - k % (2 * W);
@@ -43,7 +65,8 @@ pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
     let mut i = 0;
     while i + ROWS <= m {
         let r = a[i * k..].as_ptr();
-        let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
+        // SAFETY: the caller guarantees AVX2 and FMA; register-only intrinsics.
+        let mut acc = unsafe { [_mm256_setzero_ps(); 2 * ROWS] };
         let mut p = 0;
         while p < body {
             // SAFETY: p + 16 ≤ body ≤ k, so x[p..p + 16] is in bounds, and for each of
@@ -62,7 +85,8 @@ pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
             p += 2 * W;
         }
         for row in 0..ROWS {
-            let mut sum = hsum(_mm256_add_ps(acc[2 * row], acc[2 * row + 1]));
+            // SAFETY: the caller guarantees AVX2 and FMA; register-only intrinsics.
+            let mut sum = unsafe { hsum(_mm256_add_ps(acc[2 * row], acc[2 * row + 1])) };
             let a_row = &a[(i + row) * k..(i + row + 1) * k];
             for (&av, &xv) in a_row[body..].iter().zip(&x[body..]) {
                 sum = av.mul_add(xv, sum);
@@ -73,7 +97,8 @@ pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
     }
     while i < m {
         let a_row = &a[i * k..(i + 1) * k];
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        // SAFETY: the caller guarantees AVX2 and FMA; register-only intrinsics.
+        let (mut acc0, mut acc1) = unsafe { (_mm256_setzero_ps(), _mm256_setzero_ps()) };
         let mut p = 0;
         while p < body {
             // SAFETY: p + 16 ≤ body ≤ k = a_row.len() = x.len().
@@ -88,7 +113,8 @@ pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
             }
             p += 2 * W;
         }
-        let mut sum = hsum(_mm256_add_ps(acc0, acc1));
+        // SAFETY: the caller guarantees AVX2 and FMA; register-only intrinsics.
+        let mut sum = unsafe { hsum(_mm256_add_ps(acc0, acc1)) };
         for (&av, &xv) in a_row[body..].iter().zip(&x[body..]) {
             sum = av.mul_add(xv, sum);
         }
@@ -104,6 +130,16 @@ pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
 /// The CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn vm_cols(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize) {
+    // SAFETY: this function's own contract: the CPU has AVX2 and FMA.
+    unsafe { vm_cols_body(x, b, c, n, j0) }
+}
+
+/// The body of [`vm_cols`], inlined into it.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[inline(always)]
+unsafe fn vm_cols_body(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize) {
     let k = x.len();
     let width = c.len();
     assert!(
@@ -115,7 +151,10 @@ pub(super) unsafe fn vm_cols(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: 
     c.fill(0.0);
     let mut p = 0;
     while p + VM_ROWS <= k {
-        let xs: [__m256; VM_ROWS] = std::array::from_fn(|r| _mm256_set1_ps(x[p + r]));
+        let xs: [__m256; VM_ROWS] = std::array::from_fn(|r| {
+            // SAFETY: the caller guarantees AVX2 and FMA; register-only intrinsics.
+            unsafe { _mm256_set1_ps(x[p + r]) }
+        });
         let base = b[p * n + j0..].as_ptr();
         let mut j = 0;
         while j < body {
