@@ -199,19 +199,35 @@ fn concurrent(
     // repetitions) that starting the threads and the last stragglers matter little.
     let calls = total_calls.div_ceil(callers).max(2);
     let (_, _, len_c) = shape.lens()?;
-    let started = Instant::now();
+    // Every caller allocates and touches its C, then all start together: the timed
+    // span holds the products only, not thread start-up or first-touch page faults.
+    let ready = std::sync::Barrier::new(callers + 1);
+    let done = std::sync::Barrier::new(callers + 1);
+    let mut started = Instant::now();
     let outcome: Vec<CliResult<metal_matmul::Result<()>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..callers)
             .map(|_| {
+                let (ready, done) = (&ready, &done);
                 scope.spawn(move || {
-                    let mut c = vec![0.0f32; len_c];
+                    let mut c = vec![f32::NAN; len_c];
+                    ready.wait();
+                    let mut result = Ok(());
                     for _ in 0..calls {
-                        backend.matmul_with(a, b, &mut c, shape, &options)?;
+                        result = backend
+                            .matmul_with(a, b, &mut c, shape, &options)
+                            .map(|_| ());
+                        if result.is_err() {
+                            break;
+                        }
                     }
-                    Ok(())
+                    done.wait();
+                    result
                 })
             })
             .collect();
+        ready.wait();
+        started = Instant::now();
+        done.wait();
         handles
             .into_iter()
             .map(|h| {

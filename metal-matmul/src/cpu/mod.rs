@@ -8,12 +8,15 @@
 //! at one and two threads, is pure Rust (no system BLAS to install), and its packing
 //! and micro-kernels dispatch at run time to the widest SIMD the CPU has.
 //!
-//! Each backend owns a rayon pool of its worker threads: every call, from however many
-//! caller threads, runs on that pool, so concurrent callers share the cores instead of
-//! oversubscribing them.
+//! Each backend owns a rayon pool of its worker threads. A product worth several
+//! threads runs on that pool, admitted through [`permits`] one at a time (it uses every
+//! worker it asks for, so concurrent callers queue instead of interleaving their jobs
+//! on the same workers); a product worth one thread runs on its caller's thread, where
+//! waiting for a hand-off would cost more than the product.
 
 mod gemv;
 mod info;
+mod permits;
 
 use std::time::Instant;
 
@@ -42,6 +45,7 @@ const MIN_ELEMENTS_PER_THREAD: f64 = 65_536.0;
 #[derive(Debug)]
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
+    permits: permits::Permits,
     threads: usize,
     max_dim: usize,
     info: CpuInfo,
@@ -74,6 +78,7 @@ impl CpuBackend {
             })?;
         Ok(Self {
             pool,
+            permits: permits::Permits::new(threads),
             threads,
             max_dim: DEFAULT_MAX_DIM,
             info: CpuInfo::detect(),
@@ -153,6 +158,7 @@ impl Backend for CpuBackend {
             c.fill(0.0);
         } else if is_vector_shape(shape) {
             let threads = self.threads_for(shape);
+            let _held = (threads > 1).then(|| self.permits.acquire(threads));
             let mut run = || {
                 if shape.n == 1 {
                     gemv::matrix_vector(a, b, c, shape.k, threads);
@@ -167,6 +173,7 @@ impl Backend for CpuBackend {
             }
         } else {
             let threads = self.threads_for(shape);
+            let _held = (threads > 1).then(|| self.permits.acquire(threads));
             let lhs = MatRef::from_row_major_slice(a, shape.m, shape.k);
             let rhs = MatRef::from_row_major_slice(b, shape.k, shape.n);
             let dst = MatMut::from_row_major_slice_mut(c, shape.m, shape.n);
