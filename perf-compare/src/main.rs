@@ -2,8 +2,11 @@
 //! matrixmultiply 0.3, measured side by side in one interleaved run.
 //!
 //! For each shape every library runs once to warm up (and its result is checked), then
-//! the libraries take turns, one call each per round, so a burst of load from another
-//! process hits all of them alike. It prints best and median GFLOPS per library.
+//! the libraries take turns, each round starting with the next library, so a burst of
+//! load from another process hits all of them alike. A turn sleeps `--pause-ms`
+//! (default 150 ms: the previous library's threads stop spinning; OpenBLAS's spin about
+//! 0.1 s after a call), makes one untimed call, then times a burst of about 50 ms of
+//! calls. It prints best and median GFLOPS per library over all timed calls.
 //!
 //! Shapes are written `m×k×n` (C is m×n, A m×k, B k×n), the order of
 //! `metal_matmul::Shape`. For the vector shapes the OpenBLAS column is `cblas_sgemv`,
@@ -12,7 +15,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path perf-compare/Cargo.toml -- [--threads 1,2]
-//!     [--shapes 256x256x256,...] [--reps 7] [--budget 20] [--csv]
+//!     [--shapes 256x256x256,...] [--reps 7] [--budget 20] [--pause-ms 150] [--csv]
 //! ```
 //!
 //! One process runs per thread count (matrixmultiply reads its thread count from
@@ -36,6 +39,7 @@ struct Options {
     shapes: Vec<Shape>,
     reps: usize,
     budget: Duration,
+    pause: Duration,
     csv: bool,
 }
 
@@ -62,6 +66,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         shapes: parse_shapes(DEFAULT_SHAPES)?,
         reps: 7,
         budget: Duration::from_secs(20),
+        pause: Duration::from_millis(150),
         csv: false,
     };
     let mut it = args.into_iter();
@@ -89,6 +94,10 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--budget" => {
                 let secs: f64 = value()?.parse().map_err(|e| format!("--budget: {e}"))?;
                 opts.budget = Duration::from_secs_f64(secs.max(0.0));
+            }
+            "--pause-ms" => {
+                let ms: u64 = value()?.parse().map_err(|e| format!("--pause-ms: {e}"))?;
+                opts.pause = Duration::from_millis(ms);
             }
             "--csv" => opts.csv = true,
             other => return Err(format!("unknown argument `{other}`")),
@@ -231,19 +240,33 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
         let mut outs: Vec<Vec<f32>> = libs.iter().map(|_| vec![0.0; shape.m * shape.n]).collect();
         let mut times: Vec<Vec<f64>> = libs.iter().map(|_| Vec::new()).collect();
         // Warm-up, and the check of every library's answer.
-        let started = Instant::now();
+        let mut first = Vec::with_capacity(libs.len());
         for ((name, gemm), c) in libs.iter_mut().zip(outs.iter_mut()) {
             c.fill(f32::NAN);
+            let start = Instant::now();
             gemm(&a, &b, c, shape);
+            first.push(start.elapsed().as_secs_f64());
             check(&a, &b, c, shape).map_err(|e| format!("{name} at {shape}: {e}"))?;
         }
-        let round = started.elapsed().as_secs_f64().max(1e-9);
+        let round: f64 = first.iter().sum::<f64>().max(1e-9);
         let rounds = ((opts.budget.as_secs_f64() / round) as usize).clamp(3, opts.reps.max(3));
-        for _ in 0..rounds {
-            for (((_, gemm), c), t) in libs.iter_mut().zip(outs.iter_mut()).zip(&mut times) {
-                let start = Instant::now();
-                gemm(&a, &b, c, shape);
-                t.push(start.elapsed().as_secs_f64());
+        for round in 0..rounds {
+            // Each round starts with a different library. A turn begins with a pause,
+            // so the previous library's threads stop spinning (OpenBLAS's spin about
+            // 0.1 s after a call and would steal a core from whoever runs next), then
+            // one untimed call wakes this library's threads, then a burst of timed
+            // calls (about 50 ms of them) measures it hot.
+            let count = libs.len();
+            for turn in 0..count {
+                let i = (turn + round) % count;
+                let burst = ((0.05 / first[i].max(1e-9)) as usize).clamp(1, 50);
+                std::thread::sleep(opts.pause);
+                (libs[i].1)(&a, &b, &mut outs[i], shape);
+                for _ in 0..burst {
+                    let start = Instant::now();
+                    (libs[i].1)(&a, &b, &mut outs[i], shape);
+                    times[i].push(start.elapsed().as_secs_f64());
+                }
             }
         }
         let stats: Vec<(f64, f64)> = times
