@@ -32,9 +32,10 @@ use crate::{
 pub use info::CpuInfo;
 
 /// A GEMM gets one thread per this many floating-point operations, up to the workers:
-/// below it, waking a second thread and splitting the panels costs more than it saves.
-/// Measured with `perf-compare` on 2 Zen 4 cores: two threads start to pay between
-/// 128³ (4 MFLOP) and 192³ (14 MFLOP).
+/// below it, waking a second thread and splitting the panels costs more than it saves
+/// (faer at 64³, 0.5 MFLOP, drops from about 100 GFLOPS on one thread to about 25 on
+/// two). 128³ (4.2 MFLOP) stays on one thread; 192³ (14 MFLOP) and larger get two.
+/// `perf-compare --shapes 96,128,160,192,256 --threads 1,2` shows the crossover.
 const MIN_FLOPS_PER_THREAD: f64 = 4.0e6;
 
 /// A vector shape (memory-bound) gets one thread per this many elements of its matrix:
