@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 use crate::numeric::check_finite;
 use crate::shape::DEFAULT_MAX_DIM;
@@ -116,6 +117,29 @@ impl CpuBackend {
     }
 }
 
+/// `C = A·B` through faer with parallelism `par`.
+fn gemm(a: &[f32], b: &[f32], c: &mut [f32], shape: Shape, par: Par) {
+    let lhs = MatRef::from_row_major_slice(a, shape.m, shape.k);
+    let rhs = MatRef::from_row_major_slice(b, shape.k, shape.n);
+    let dst = MatMut::from_row_major_slice_mut(c, shape.m, shape.n);
+    matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
+}
+
+/// Whether a multi-threaded GEMM should run as `threads` independent one-thread
+/// products over row blocks of C instead of one faer call sharing its packed panels.
+/// With a short inner dimension each thread's copy of packed B is small and the
+/// threads never wait on each other: at 4096×64×4096 on two cores this reaches about
+/// twice one thread's speed, where faer's own split stays around 1.8×.
+fn split_rows(shape: Shape, threads: usize) -> bool {
+    shape.k <= SPLIT_MAX_K && shape.m >= threads * SPLIT_MIN_ROWS
+}
+
+/// The longest inner dimension [`split_rows`] accepts.
+const SPLIT_MAX_K: usize = 256;
+
+/// The fewest rows of C per thread [`split_rows`] accepts.
+const SPLIT_MIN_ROWS: usize = 256;
+
 /// True for matrix × vector (`n == 1`) and vector × matrix (`m == 1`), which take the
 /// streaming kernels instead of the GEMM.
 fn is_vector_shape(shape: Shape) -> bool {
@@ -175,14 +199,21 @@ impl Backend for CpuBackend {
         } else {
             let threads = self.threads_for(shape);
             let _held = (threads > 1).then(|| self.permits.acquire(threads));
-            let lhs = MatRef::from_row_major_slice(a, shape.m, shape.k);
-            let rhs = MatRef::from_row_major_slice(b, shape.k, shape.n);
-            let dst = MatMut::from_row_major_slice_mut(c, shape.m, shape.n);
             if threads == 1 {
-                matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+                gemm(a, b, c, shape, Par::Seq);
+            } else if split_rows(shape, threads) {
+                let rows = shape.m.div_ceil(threads);
+                self.pool.install(|| {
+                    c.par_chunks_mut(rows * shape.n)
+                        .zip(a.par_chunks(rows * shape.k))
+                        .for_each(|(c, a)| {
+                            let part = Shape::new(c.len() / shape.n, shape.k, shape.n);
+                            gemm(a, b, c, part, Par::Seq);
+                        });
+                });
             } else {
                 self.pool
-                    .install(|| matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::rayon(threads)));
+                    .install(|| gemm(a, b, c, shape, Par::rayon(threads)));
             }
         }
         if options.check_finite {
@@ -227,7 +258,11 @@ mod tests {
             Shape::new(2, 3, 2),
             Shape::new(127, 257, 513),
             Shape::new(300, 64, 300),
+            // Split into row blocks of 501 and 500 (k ≤ 256, two threads).
+            Shape::new(1001, 100, 300),
         ];
+        assert!(split_rows(Shape::new(1001, 100, 300), 2));
+        assert_eq!(cpu.threads_for(Shape::new(1001, 100, 300)), 2);
         for shape in shapes {
             let a: Vec<f32> = (0..shape.m * shape.k)
                 .map(|i| ((i * 7 % 13) as f32) - 6.0)
