@@ -1,0 +1,175 @@
+//! `merkleRoot`: upstream's digest of the result, and a fast exact `%.6f` for f32.
+//!
+//! The Go node hashes C as `"0x"` + hex(SHA-256(concatenation of every element of C,
+//! row-major, each printed with Go's `%.6f`, no separators)). `%.6f` prints the exact
+//! binary value rounded to 6 decimals, ties to even; a negative value keeps its sign
+//! even when it rounds to zero (`-0.000000`), and non-finite values print as `+Inf`,
+//! `-Inf` and `NaN`. [`write_fixed6`] reproduces that for the f32 values this crate
+//! computes (each is printed as the exact value it holds, as Go does after widening a
+//! float32 to float64), without going through the general float formatter, which is
+//! several times slower on a million elements.
+
+use sha2::{Digest, Sha256};
+
+/// The longest text [`write_fixed6`] writes: a sign, 39 integer digits (f32::MAX is
+/// about 3.4e38), the point and 6 decimals.
+pub const FIXED6_MAX_LEN: usize = 47;
+
+/// Writes `value` as Go's `%.6f` prints it into `out`; returns the length written.
+pub fn write_fixed6(value: f32, out: &mut [u8; FIXED6_MAX_LEN]) -> usize {
+    let bits = value.to_bits();
+    let negative = bits >> 31 == 1;
+    let exponent = (bits >> 23) & 0xff;
+    let fraction = bits & 0x7f_ffff;
+    if exponent == 0xff {
+        let text: &[u8] = match (fraction != 0, negative) {
+            (true, _) => b"NaN",
+            (false, false) => b"+Inf",
+            (false, true) => b"-Inf",
+        };
+        out[..text.len()].copy_from_slice(text);
+        return text.len();
+    }
+    // value = mantissa · 2^power exactly.
+    let (mantissa, power) = if exponent == 0 {
+        (u128::from(fraction), -149i32)
+    } else {
+        (u128::from(fraction | 1 << 23), exponent as i32 - 150)
+    };
+    // The value in millionths, rounded to nearest, ties to even.
+    let (integer, millionths) = if power >= 0 {
+        // mantissa < 2^24 and power <= 104: the product fits u128.
+        (mantissa << power, 0u32)
+    } else {
+        let shift = power.unsigned_abs();
+        let scaled = mantissa * 1_000_000; // < 2^44
+        let rounded = if shift >= 64 {
+            // scaled < 2^44 < half of 2^shift: rounds to zero, never a tie.
+            0
+        } else {
+            let quotient = scaled >> shift;
+            let remainder = scaled & ((1u128 << shift) - 1);
+            let half = 1u128 << (shift - 1);
+            if remainder > half || (remainder == half && quotient & 1 == 1) {
+                quotient + 1
+            } else {
+                quotient
+            }
+        };
+        (rounded / 1_000_000, (rounded % 1_000_000) as u32)
+    };
+
+    let mut len = 0;
+    if negative {
+        out[0] = b'-';
+        len = 1;
+    }
+    let mut digits = [0u8; 40];
+    let mut start = digits.len();
+    let mut rest = integer;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let int_digits = &digits[start..];
+    out[len..len + int_digits.len()].copy_from_slice(int_digits);
+    len += int_digits.len();
+    out[len] = b'.';
+    len += 1;
+    let mut frac = millionths;
+    for i in (0..6).rev() {
+        out[len + i] = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    len + 6
+}
+
+/// `value` as Go's `%.6f` prints it, as a `String` (see [`write_fixed6`]).
+pub fn fixed6(value: f32) -> String {
+    let mut buf = [0u8; FIXED6_MAX_LEN];
+    let len = write_fixed6(value, &mut buf);
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// The `merkleRoot` of a result: `"0x"` + lowercase hex SHA-256 of every element of
+/// `c` (row-major) printed with `%.6f`, concatenated without separators.
+pub fn merkle_root(c: &[f32]) -> String {
+    // Hash in blocks: one `update` per element costs more than the formatting.
+    const BLOCK: usize = 64 * 1024;
+    let mut hasher = Sha256::new();
+    let mut block = Vec::with_capacity(BLOCK + FIXED6_MAX_LEN);
+    let mut buf = [0u8; FIXED6_MAX_LEN];
+    for &value in c {
+        let len = write_fixed6(value, &mut buf);
+        block.extend_from_slice(&buf[..len]);
+        if block.len() >= BLOCK {
+            hasher.update(&block);
+            block.clear();
+        }
+    }
+    hasher.update(&block);
+    let digest = hasher.finalize();
+    let mut root = String::with_capacity(2 + 2 * digest.len());
+    root.push_str("0x");
+    for byte in digest {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        root.push(char::from(HEX[usize::from(byte >> 4)]));
+        root.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_standard_formatter_on_chosen_values() {
+        for v in [
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            19.0,
+            0.0078125,
+            -0.0078125,
+            1.0e-7,
+            -1.0e-7,
+            f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            f32::MAX,
+            f32::MIN,
+            16_777_217.0,
+            0.1,
+            123_456.79,
+        ] {
+            assert_eq!(fixed6(v), format!("{:.6}", f64::from(v)), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn non_finite_values_print_as_go_does() {
+        assert_eq!(fixed6(f32::INFINITY), "+Inf");
+        assert_eq!(fixed6(f32::NEG_INFINITY), "-Inf");
+        assert_eq!(fixed6(f32::NAN), "NaN");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_the_standard_formatter_on_any_finite_f32(bits in proptest::num::u32::ANY) {
+            let v = f32::from_bits(bits);
+            proptest::prop_assume!(v.is_finite());
+            // Rust's `{:.6}` is exact and rounds ties to even, like Go's `%.6f`.
+            proptest::prop_assert_eq!(fixed6(v), format!("{:.6}", f64::from(v)));
+        }
+
+        #[test]
+        fn matches_the_standard_formatter_near_the_rounding_point(x in -2000.0f32..2000.0) {
+            proptest::prop_assert_eq!(fixed6(x), format!("{:.6}", f64::from(x)));
+        }
+    }
+}
