@@ -92,7 +92,7 @@ impl Engine {
             }
         };
         if let Some(reason) = &gpu_unavailable {
-            log::info!("challenge: GPU requests will run on the CPU: {reason}");
+            log::debug!("challenge: GPU requests will run on the CPU: {reason}");
         }
         Ok(Self::with_backends(cpu, gpu, config).with_gpu_reason(gpu_unavailable))
     }

@@ -4,10 +4,12 @@
 //! listed in [`error::ExitKind`]; a closed stdout (e.g. `| head`) ends quietly with 0.
 
 mod args;
+mod challenge;
 mod error;
 mod gpu;
 mod matmul;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,11 @@ enum Command {
     Gpu(gpu::GpuCommand),
     /// Multiply random matrices of a given shape, check the result, print time and GFLOPS.
     Matmul(matmul::Args),
+    /// Answer one matrix-multiplication challenge (envelope or bare payload) from a
+    /// file or stdin; print the response JSON.
+    Challenge(challenge::Args),
+    /// Answer challenges over HTTP: POST /challenge, GET /health.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,10 +52,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => err.exit(),
     };
-    init_logging(cli.verbose);
+    // The server logs a line per request by default; other commands only warnings.
+    let quiet = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.verbose, quiet);
     let result: CliResult = match &cli.command {
         Command::Gpu(cmd) => gpu::run(cmd),
         Command::Matmul(args) => matmul::run(args),
+        Command::Challenge(args) => challenge::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,9 +91,9 @@ fn version_text() -> String {
     format!("{} {compiled} {runtime}", env!("CARGO_PKG_VERSION"))
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: &str) {
     let level = match verbose {
-        0 => "warn",
+        0 => quiet,
         1 => "info",
         _ => "debug",
     };
