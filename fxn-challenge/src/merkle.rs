@@ -30,54 +30,45 @@ pub fn write_fixed6(value: f32, out: &mut [u8; FIXED6_MAX_LEN]) -> usize {
         out[..text.len()].copy_from_slice(text);
         return text.len();
     }
-    // value = mantissa · 2^power exactly.
+    // value = mantissa · 2^power exactly, mantissa < 2^24.
     let (mantissa, power) = if exponent == 0 {
-        (u128::from(fraction), -149i32)
+        (u64::from(fraction), -149i32)
     } else {
-        (u128::from(fraction | 1 << 23), exponent as i32 - 150)
+        (u64::from(fraction | 1 << 23), exponent as i32 - 150)
     };
-    // The value in millionths, rounded to nearest, ties to even.
-    let (integer, millionths) = if power >= 0 {
-        // mantissa < 2^24 and power <= 104: the product fits u128.
-        (mantissa << power, 0u32)
+    let mut len = 0;
+    if negative {
+        out[0] = b'-';
+        len = 1;
+    }
+    // The value in millionths, rounded to nearest, ties to even, as integer part and
+    // fraction. Everything fits u64 except integers of 2^64 and more (power > 40).
+    let millionths = if power > 40 {
+        // An integer of up to 39 digits: the one case that needs u128.
+        len += write_digits_u128(u128::from(mantissa) << power, &mut out[len..]);
+        0
+    } else if power >= 0 {
+        len += write_digits(mantissa << power, &mut out[len..]);
+        0
     } else {
         let shift = power.unsigned_abs();
         let scaled = mantissa * 1_000_000; // < 2^44
-        let rounded = if shift >= 64 {
-            // scaled < 2^44 < half of 2^shift: rounds to zero, never a tie.
+        let rounded = if shift >= 45 {
+            // scaled < 2^44 <= half of 2^shift: rounds to zero, never a tie.
             0
         } else {
             let quotient = scaled >> shift;
-            let remainder = scaled & ((1u128 << shift) - 1);
-            let half = 1u128 << (shift - 1);
+            let remainder = scaled & ((1u64 << shift) - 1);
+            let half = 1u64 << (shift - 1);
             if remainder > half || (remainder == half && quotient & 1 == 1) {
                 quotient + 1
             } else {
                 quotient
             }
         };
-        (rounded / 1_000_000, (rounded % 1_000_000) as u32)
+        len += write_digits(rounded / 1_000_000, &mut out[len..]);
+        (rounded % 1_000_000) as u32
     };
-
-    let mut len = 0;
-    if negative {
-        out[0] = b'-';
-        len = 1;
-    }
-    let mut digits = [0u8; 40];
-    let mut start = digits.len();
-    let mut rest = integer;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let int_digits = &digits[start..];
-    out[len..len + int_digits.len()].copy_from_slice(int_digits);
-    len += int_digits.len();
     out[len] = b'.';
     len += 1;
     let mut frac = millionths;
@@ -86,6 +77,40 @@ pub fn write_fixed6(value: f32, out: &mut [u8; FIXED6_MAX_LEN]) -> usize {
         frac /= 10;
     }
     len + 6
+}
+
+/// Writes the decimal digits of `value` at the start of `out`; returns their count.
+fn write_digits(mut value: u64, out: &mut [u8]) -> usize {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    let count = digits.len() - start;
+    out[..count].copy_from_slice(&digits[start..]);
+    count
+}
+
+/// [`write_digits`] for integers of 2^64 and more.
+fn write_digits_u128(mut value: u128, out: &mut [u8]) -> usize {
+    let mut digits = [0u8; 40];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    let count = digits.len() - start;
+    out[..count].copy_from_slice(&digits[start..]);
+    count
 }
 
 /// `value` as Go's `%.6f` prints it, as a `String` (see [`write_fixed6`]).

@@ -69,6 +69,15 @@ fn pinned_rectangular_example_with_the_older_names() {
 }
 
 #[test]
+fn whitespace_signs_and_exponents_are_read() {
+    let r = answer(
+        &cpu_engine(),
+        "{ \"matrixA\" : [ [ -1.5e0 , 2 ] ,\n\t[ 3 , 4E-0 ] ] , \"matrixB\":[[ 2,0],[0 ,-0.5e+1 ]] }",
+    );
+    assert_eq!(r["C"], serde_json::json!([[-3.0, -10.0], [6.0, -20.0]]));
+}
+
+#[test]
 fn new_names_win_over_old_ones() {
     let r = answer(
         &cpu_engine(),
@@ -205,7 +214,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         r#"{"matrixA":[[1,"x"]],"matrixB":[[1],[2]]}"#,
-        "matrixA: invalid type: string \"x\", expected a number at [0][1]",
+        "matrixA: invalid type: string, expected a number at [0][1]",
     ),
     (
         r#"{"matrixA":[[1,null]],"matrixB":[[1],[2]]}"#,
@@ -217,11 +226,23 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         r#"{"matrixA":[[1e400]],"matrixB":[[1]]}"#,
-        "matrixA: number out of range",
+        "matrixA: the value at [0][0], 1e400, is not a finite f32",
+    ),
+    (
+        r#"{"matrixA":[[1]],"matrixB":[[{"x":1}]]}"#,
+        "matrixB: invalid type: map, expected a number at [0][0]",
+    ),
+    (
+        r#"{"matrixA":[[1]],"matrixB":[[[1]]]}"#,
+        "matrixB: invalid type: sequence, expected a number at [0][0]",
+    ),
+    (
+        r#"{"matrixA":[[true]],"matrixB":[[1]]}"#,
+        "matrixA: invalid type: boolean, expected a number at [0][0]",
     ),
     (
         r#"{"matrixA":[[1]],"B":[1,2]}"#,
-        "B: invalid type: integer `1`, expected row 0 as an array of numbers",
+        "B: invalid type: number, expected row 0 as an array of numbers",
     ),
     (
         r#"{"matrixA":"abc","matrixB":[[1]]}"#,
@@ -637,4 +658,58 @@ fn payload_strategy() -> impl proptest::strategy::Strategy<Value = String> {
             body.join(",")
         )
     })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Any finite f32 matrix, printed in either notation with arbitrary whitespace, is
+    /// read back exactly.
+    #[test]
+    fn matrices_round_trip_through_the_scanner(
+        rows in 1usize..5,
+        cols in 1usize..5,
+        bits in proptest::collection::vec(proptest::num::u32::ANY, 16),
+        exponent_form in proptest::bool::ANY,
+        spaces in proptest::collection::vec(0usize..3, 64),
+    ) {
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| f32::from_bits(bits[i % bits.len()]))
+            .map(|v| if v.is_finite() { v } else { 1.5 })
+            .collect();
+        let ws = |i: usize| [" ", "\n\t", ""][spaces[i % spaces.len()]];
+        let mut text = String::from("[");
+        for (r, row) in values.chunks(cols).enumerate() {
+            if r > 0 { text.push(','); }
+            text.push_str(ws(r));
+            text.push('[');
+            for (c, v) in row.iter().enumerate() {
+                if c > 0 { text.push(','); }
+                text.push_str(ws(r + c + 1));
+                text.push_str(&if exponent_form { format!("{v:e}") } else { format!("{v}") });
+                text.push_str(ws(r * c + 2));
+            }
+            text.push(']');
+        }
+        text.push_str(" ]");
+        let body = format!(r#"{{"matrixA":{text},"matrixB":[[1]]}}"#);
+        let limits = Limits::default();
+        let parsed = parse_challenge(body.as_bytes(), &limits);
+        // B is 1×1, so only a 1-column A is compatible; decode either way.
+        match parsed {
+            Ok(challenge) => match challenge.operands {
+                Operands::Given { a, .. } => {
+                    let got: Vec<u32> = a.data.iter().map(|v| v.to_bits()).collect();
+                    let want: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+                    proptest::prop_assert_eq!(got, want);
+                    proptest::prop_assert_eq!((a.rows, a.cols), (rows, cols));
+                }
+                Operands::Random { .. } => proptest::prop_assert!(false, "not random"),
+            },
+            Err(err) => {
+                proptest::prop_assert!(cols != 1, "{err}");
+                proptest::prop_assert!(err.to_string().contains("not compatible"), "{err}");
+            }
+        }
+    }
 }
