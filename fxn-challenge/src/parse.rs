@@ -1,15 +1,15 @@
 //! Decoding a challenge body straight into flat row-major f32 matrices.
 //!
-//! The envelope and payload are read by serde visitors; each matrix's arrays of arrays
-//! are scanned from the body's bytes straight into one `Vec<f32>`: no `Vec` per row,
-//! no `serde_json::Value` tree, no second copy. The limits are enforced while reading, so a matrix over the dimension
+//! The payload's arrays of arrays are read by serde visitors that push every number
+//! into one `Vec<f32>` per matrix: no `Vec` per row, no `serde_json::Value` tree, no
+//! second copy. The limits are enforced while reading, so a matrix over the dimension
 //! cap or the memory budget stops the parse at the first value too many, and ragged
 //! rows are caught at the row where they start. Every error names its field.
 
 use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::{ChallengeError, Limits};
 
@@ -291,11 +291,6 @@ impl Visitor<'_> for SizeSeed {
 }
 
 /// A matrix field: `null` (absent) or an array of rows.
-///
-/// serde_json hands over the field's raw text (validated JSON, borrowed from the body,
-/// no copy), and [`scan_matrix`] reads it: a visitor per element through serde costs
-/// about twice as much as this scan, and std's `f32` parser rounds each decimal
-/// correctly to f32 in one step (no double rounding through f64).
 struct MatrixSeed<'a> {
     ctx: Ctx<'a>,
 }
@@ -303,171 +298,149 @@ struct MatrixSeed<'a> {
 impl<'de> DeserializeSeed<'de> for MatrixSeed<'_> {
     type Value = Option<Matrix>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        let raw = <&'de serde_json::value::RawValue as de::Deserialize>::deserialize(deserializer)?;
-        scan_matrix(raw.get(), self.ctx).map_err(de::Error::custom)
+        deserializer.deserialize_option(self)
     }
 }
 
-/// What a JSON value starting with `first` is, for error messages.
-fn kind_of(first: Option<&u8>) -> &'static str {
-    match first {
-        Some(b'"') => "string",
-        Some(b'n') => "null",
-        Some(b't' | b'f') => "boolean",
-        Some(b'{') => "map",
-        Some(b'[') => "sequence",
-        Some(b'-' | b'0'..=b'9') => "number",
-        _ => "nothing",
+impl<'de> Visitor<'de> for MatrixSeed<'_> {
+    type Value = Option<Matrix>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of rows, each an array of numbers")
     }
-}
-
-/// Reads a matrix from `text`, one JSON value that serde_json has already validated:
-/// `null`, or an array of rows of numbers. Limits are enforced as values arrive.
-fn scan_matrix(text: &str, ctx: Ctx<'_>) -> Result<Option<Matrix>, String> {
-    let bytes = text.as_bytes();
-    let mut at = 0;
-    let skip_ws = |at: &mut usize| {
-        while bytes.get(*at).is_some_and(|b| b.is_ascii_whitespace()) {
-            *at += 1;
-        }
-    };
-    skip_ws(&mut at);
-    match bytes.get(at) {
-        Some(b'n') => return Ok(None),
-        Some(b'[') => at += 1,
-        other => {
-            return Err(format!(
-                "invalid type: {}, expected an array of rows, each an array of numbers",
-                kind_of(other)
-            ));
-        }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
-    let mut data = Vec::new();
-    let mut cols: Option<usize> = None;
-    let mut rows = 0;
-    skip_ws(&mut at);
-    if bytes.get(at) == Some(&b']') {
-        return Ok(Some(Matrix {
-            rows: 0,
-            cols: 0,
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let mut data = Vec::new();
+        let mut cols = None;
+        let mut rows = 0;
+        while let Some(len) = seq.next_element_seed(RowSeed {
+            ctx: self.ctx,
+            data: &mut data,
+            row: rows,
+            cols,
+        })? {
+            cols.get_or_insert(len);
+            rows += 1;
+        }
+        Ok(Some(Matrix {
+            rows,
+            cols: cols.unwrap_or(0),
             data,
-        }));
+        }))
     }
-    loop {
-        if rows >= ctx.max_dim {
-            return Err(format!(
+}
+
+/// One row, appended to the matrix's values; answers the row's length.
+struct RowSeed<'a, 'b> {
+    ctx: Ctx<'a>,
+    data: &'b mut Vec<f32>,
+    row: usize,
+    /// The length of row 0, once known.
+    cols: Option<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        if self.row >= self.ctx.max_dim {
+            return Err(de::Error::custom(format_args!(
                 "more than {} rows, the largest dimension allowed",
-                ctx.max_dim
-            ));
+                self.ctx.max_dim
+            )));
         }
-        if bytes.get(at) != Some(&b'[') {
-            return Err(format!(
-                "invalid type: {}, expected row {rows} as an array of numbers",
-                kind_of(bytes.get(at))
-            ));
-        }
-        at += 1;
-        skip_ws(&mut at);
-        let limit = cols.unwrap_or(ctx.max_dim);
-        if let Some(cols) = cols {
-            data.reserve(cols);
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_, '_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "row {} as an array of numbers", self.row)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<usize, S::Error> {
+        let limit = self.cols.unwrap_or(self.ctx.max_dim);
+        if let Some(cols) = self.cols {
+            self.data.reserve(cols);
         }
         let mut col = 0;
-        if bytes.get(at) == Some(&b']') {
-            at += 1;
-        } else {
-            loop {
-                let start = at;
-                if !matches!(bytes.get(at), Some(b'-' | b'0'..=b'9')) {
-                    return Err(format!(
-                        "invalid type: {}, expected a number at [{rows}][{col}]",
-                        kind_of(bytes.get(at))
-                    ));
-                }
-                while bytes
-                    .get(at)
-                    .is_some_and(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
-                {
-                    at += 1;
-                }
-                let token = &text[start..at];
-                let value: f32 = token
-                    .parse()
-                    .map_err(|e| format!("the value at [{rows}][{col}], {token}: {e}"))?;
-                if !value.is_finite() {
-                    return Err(format!(
-                        "the value at [{rows}][{col}], {token}, is not a finite f32"
-                    ));
-                }
-                if col == limit {
-                    return Err(match cols {
-                        Some(cols) => format!(
-                            "row {rows} has more than {cols} values but row 0 has {cols}: all rows must have the same length"
-                        ),
-                        None => format!(
-                            "row 0 has more than {} values, the largest dimension allowed",
-                            ctx.max_dim
-                        ),
-                    });
-                }
-                let remaining = ctx.remaining.get();
-                if remaining == 0 {
-                    return Err(format!(
-                        "the matrices hold more values than the memory budget of {} bytes allows",
-                        ctx.budget
-                    ));
-                }
-                ctx.remaining.set(remaining - 1);
-                data.push(value);
-                col += 1;
-                skip_ws(&mut at);
-                match bytes.get(at) {
-                    Some(b',') => {
-                        at += 1;
-                        skip_ws(&mut at);
-                    }
-                    Some(b']') => {
-                        at += 1;
-                        break;
-                    }
-                    other => {
-                        return Err(format!(
-                            "expected `,` or `]` after [{rows}][{}], found {}",
-                            col - 1,
-                            kind_of(other)
-                        ));
-                    }
-                }
+        loop {
+            let element = ElementSeed { row: self.row, col };
+            let Some(value) = seq.next_element_seed(element)? else {
+                break;
+            };
+            if col == limit {
+                return Err(de::Error::custom(match self.cols {
+                    Some(cols) => format!(
+                        "row {} has more than {cols} values but row 0 has {cols}: all rows must have the same length",
+                        self.row
+                    ),
+                    None => format!(
+                        "row 0 has more than {} values, the largest dimension allowed",
+                        self.ctx.max_dim
+                    ),
+                }));
             }
+            let remaining = self.ctx.remaining.get();
+            if remaining == 0 {
+                return Err(de::Error::custom(format_args!(
+                    "the matrices hold more values than the memory budget of {} bytes allows",
+                    self.ctx.budget
+                )));
+            }
+            self.ctx.remaining.set(remaining - 1);
+            self.data.push(value);
+            col += 1;
         }
-        if let Some(cols) = cols
-            && col != cols
-        {
-            return Err(format!(
-                "row {rows} has {col} values but row 0 has {cols}: all rows must have the same length"
-            ));
-        }
-        cols.get_or_insert(col);
-        rows += 1;
-        skip_ws(&mut at);
-        match bytes.get(at) {
-            Some(b',') => {
-                at += 1;
-                skip_ws(&mut at);
-            }
-            Some(b']') => break,
-            other => {
-                return Err(format!(
-                    "expected `,` or `]` after row {}, found {}",
-                    rows - 1,
-                    kind_of(other)
-                ));
-            }
+        match self.cols {
+            Some(cols) if col != cols => Err(de::Error::custom(format_args!(
+                "row {} has {col} values but row 0 has {cols}: all rows must have the same length",
+                self.row
+            ))),
+            _ => Ok(col),
         }
     }
-    Ok(Some(Matrix {
-        rows,
-        cols: cols.unwrap_or(0),
-        data,
-    }))
+}
+
+/// One value: any JSON number that is finite as an f32.
+struct ElementSeed {
+    row: usize,
+    col: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ElementSeed {
+    type Value = f32;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<f32, D::Error> {
+        deserializer.deserialize_f64(self)
+    }
+}
+
+impl Visitor<'_> for ElementSeed {
+    type Value = f32;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a number at [{}][{}]", self.row, self.col)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f32, E> {
+        let x = v as f32;
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(E::custom(format_args!(
+                "the value at [{}][{}], {v:e}, is not a finite f32",
+                self.row, self.col
+            )))
+        }
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f32, E> {
+        Ok(v as f32)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f32, E> {
+        Ok(v as f32)
+    }
 }

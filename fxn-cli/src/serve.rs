@@ -276,10 +276,15 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Done 
 
 type Failure = (StatusCode, String);
 
+/// The most a declared Content-Length reserves up front; a longer body grows the buffer
+/// as it arrives (so a client cannot make the server reserve the whole limit by
+/// declaring it and sending nothing).
+const MAX_PREALLOCATION: u64 = 64 << 20;
+
 /// Reads the body into one buffer (sized from Content-Length when given), refusing it
 /// with 413 as soon as it passes `limit`.
 async fn read_body(body: Body, limit: u64, declared: Option<u64>) -> Result<Vec<u8>, Failure> {
-    let capacity = declared.unwrap_or(0).min(limit);
+    let capacity = declared.unwrap_or(0).min(limit).min(MAX_PREALLOCATION);
     let mut buffer = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let mut body = body;
     while let Some(frame) = body.frame().await {
