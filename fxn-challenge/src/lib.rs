@@ -37,7 +37,7 @@ mod selfcheck;
 pub use engine::{Engine, EngineConfig, GPU_MIN_SIZE, SELF_CHECK_ROUNDS};
 pub use error::ChallengeError;
 pub use limits::Limits;
-pub use merkle::{FIXED6_MAX_LEN, fixed6, merkle_root, write_fixed6};
+pub use merkle::{BLOCK_VALUES, FIXED6_MAX_LEN, fixed6, merkle_root, write_fixed6};
 pub use parse::Matrix;
 pub use random::{fresh_seed, random_matrix, seeded_rng};
 pub use request::{

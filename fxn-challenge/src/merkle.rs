@@ -122,21 +122,25 @@ pub fn fixed6(value: f32) -> String {
 
 /// The `merkleRoot` of a result: `"0x"` + lowercase hex SHA-256 of every element of
 /// `c` (row-major) printed with `%.6f`, concatenated without separators.
+///
+/// The text is formatted in blocks of [`BLOCK_VALUES`] values, on all cores (rayon's
+/// global pool) when there are several blocks, and hashed in order: formatting is
+/// most of the cost, the hash itself is sequential by nature.
 pub fn merkle_root(c: &[f32]) -> String {
-    // Hash in blocks: one `update` per element costs more than the formatting.
-    const BLOCK: usize = 64 * 1024;
+    use rayon::prelude::*;
+    /// Blocks formatted at once: bounds the text held in memory (~10 MB).
+    const BLOCKS_AT_ONCE: usize = 64;
     let mut hasher = Sha256::new();
-    let mut block = Vec::with_capacity(BLOCK + FIXED6_MAX_LEN);
-    let mut buf = [0u8; FIXED6_MAX_LEN];
-    for &value in c {
-        let len = write_fixed6(value, &mut buf);
-        block.extend_from_slice(&buf[..len]);
-        if block.len() >= BLOCK {
-            hasher.update(&block);
-            block.clear();
+    if c.len() <= 2 * BLOCK_VALUES {
+        hasher.update(format_block(c));
+    } else {
+        for window in c.chunks(BLOCK_VALUES * BLOCKS_AT_ONCE) {
+            let blocks: Vec<Vec<u8>> = window.par_chunks(BLOCK_VALUES).map(format_block).collect();
+            for block in &blocks {
+                hasher.update(block);
+            }
         }
     }
-    hasher.update(&block);
     let digest = hasher.finalize();
     let mut root = String::with_capacity(2 + 2 * digest.len());
     root.push_str("0x");
@@ -146,6 +150,21 @@ pub fn merkle_root(c: &[f32]) -> String {
         root.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     root
+}
+
+/// Values of C formatted per block by [`merkle_root`].
+pub const BLOCK_VALUES: usize = 16 * 1024;
+
+/// The `%.6f` text of `values`, concatenated.
+fn format_block(values: &[f32]) -> Vec<u8> {
+    // Most values print in 8 to 12 bytes; the Vec grows for longer ones.
+    let mut text = Vec::with_capacity(values.len() * 12);
+    let mut buf = [0u8; FIXED6_MAX_LEN];
+    for &value in values {
+        let len = write_fixed6(value, &mut buf);
+        text.extend_from_slice(&buf[..len]);
+    }
+    text
 }
 
 #[cfg(test)]

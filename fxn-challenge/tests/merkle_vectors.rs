@@ -81,11 +81,15 @@ fn digests_of_the_pinned_examples() {
 
 #[test]
 fn digest_spans_hash_blocks() {
-    // More than the 64 KiB the hasher is fed at a time: the digest must not depend
-    // on where the blocks end. Compare with hashing the whole concatenation at once.
+    // Several blocks, formatted in parallel, and a partial last block: the digest
+    // must not depend on where the blocks end. Compare with hashing the whole
+    // concatenation at once.
+    use fxn_challenge::BLOCK_VALUES;
     use sha2_check::concatenated_root;
-    let values: Vec<f32> = (0..20_000).map(|i| (i as f32 - 7_000.5) / 3.0).collect();
-    assert_eq!(merkle_root(&values), concatenated_root(&values));
+    for len in [BLOCK_VALUES * 2 + 1, BLOCK_VALUES * 70 + 5] {
+        let values: Vec<f32> = (0..len).map(|i| (i as f32 - 7_000.5) / 3.0).collect();
+        assert_eq!(merkle_root(&values), concatenated_root(&values), "{len}");
+    }
 }
 
 mod sha2_check {
