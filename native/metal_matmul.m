@@ -17,6 +17,15 @@
 #include "matmul_geometry.h"
 #include "metal_matmul.h"
 
+// Buffer indices, shared with every kernel's [[buffer(N)]] attributes (shaders/*.metal).
+// One declaration per line: the shader tests parse these lines.
+static const NSUInteger kBufferA = 0;
+static const NSUInteger kBufferB = 1;
+static const NSUInteger kBufferC = 2;
+static const NSUInteger kBufferM = 3;
+static const NSUInteger kBufferK = 4;
+static const NSUInteger kBufferN = 5;
+
 struct MetalContext {
     id<MTLDevice> device;
     id<MTLCommandQueue> queue;
@@ -80,9 +89,10 @@ static void fill_info(id<MTLDevice> device, MetalDeviceInfo *info) {
         ([device supportsFamily:MTLGPUFamilyApple7] || [device supportsFamily:MTLGPUFamilyMac2]) ? 1 : 0;
 }
 
-static id<MTLComputePipelineState> make_pipeline(id<MTLDevice> device, id<MTLLibrary> library,
-                                                 NSString *name, NSError **error) {
-    id<MTLFunction> function = [library newFunctionWithName:name];
+// A pipeline for `function`, or nil (with *error set by Metal) when it does not build;
+// nil without an error when the function is missing from the library.
+static id<MTLComputePipelineState> make_pipeline(id<MTLDevice> device, id<MTLFunction> function,
+                                                 NSError **error) {
     if (function == nil) {
         return nil;
     }
@@ -112,8 +122,8 @@ int32_t metal_compile_shaders(MetalContext *ctx, const char *shader_source, char
         if (library == nil) {
             return fail(METAL_ERROR_SHADER_COMPILE, err, err_len, [error localizedDescription]);
         }
-        id<MTLComputePipelineState> simple = make_pipeline(ctx->device, library, @"matmul_simple", &error);
-        id<MTLComputePipelineState> tiled = make_pipeline(ctx->device, library, @"matmul_tiled", &error);
+        id<MTLComputePipelineState> simple = make_pipeline(ctx->device, [library newFunctionWithName:@"matmul_simple"], &error);
+        id<MTLComputePipelineState> tiled = make_pipeline(ctx->device, [library newFunctionWithName:@"matmul_tiled"], &error);
         if (simple == nil || tiled == nil) {
             NSString *detail = error != nil ? [error localizedDescription] : @"a kernel function is missing";
             return fail(METAL_ERROR_SHADER_COMPILE, err, err_len, detail);
@@ -219,13 +229,13 @@ int32_t metal_matmul(MetalContext *ctx, const float *a, const float *b, float *c
         id<MTLCommandBuffer> cb = [ctx->queue commandBuffer];
         id<MTLComputeCommandEncoder> enc = [cb computeCommandEncoder];
         [enc setComputePipelineState:pipeline];
-        [enc setBuffer:buf_a offset:0 atIndex:0];
-        [enc setBuffer:buf_b offset:0 atIndex:1];
-        [enc setBuffer:buf_c offset:0 atIndex:2];
+        [enc setBuffer:buf_a offset:0 atIndex:kBufferA];
+        [enc setBuffer:buf_b offset:0 atIndex:kBufferB];
+        [enc setBuffer:buf_c offset:0 atIndex:kBufferC];
         // The kernels declare `constant uint&`: pass exactly 32-bit values.
-        [enc setBytes:&m length:sizeof(uint32_t) atIndex:3];
-        [enc setBytes:&k length:sizeof(uint32_t) atIndex:4];
-        [enc setBytes:&n length:sizeof(uint32_t) atIndex:5];
+        [enc setBytes:&m length:sizeof(uint32_t) atIndex:kBufferM];
+        [enc setBytes:&k length:sizeof(uint32_t) atIndex:kBufferK];
+        [enc setBytes:&n length:sizeof(uint32_t) atIndex:kBufferN];
         if (method == METAL_METHOD_SIMPLE) {
             [enc dispatchThreads:MTLSizeMake(n, m, 1)
                 threadsPerThreadgroup:MTLSizeMake(MM_SIMPLE_TG_X, MM_SIMPLE_TG_Y, 1)];
