@@ -416,7 +416,7 @@ static int32_t pipeline_for(MetalContext *ctx, int32_t method, id<MTLComputePipe
     }
     if (method == METAL_METHOD_SIMDGROUP && !ctx->supports_simdgroup) {
         return fail(METAL_ERROR_UNSUPPORTED, err, err_len,
-                    @"matmul_simdgroup needs simdgroup matrix operations (GPU family Apple7+ or Mac2)");
+                    @"the simdgroup kernel needs simdgroup matrix operations (GPU family Apple7+ or Mac2)");
     }
     [ctx->lock lock];
     id<MTLComputePipelineState> chosen =
@@ -521,7 +521,7 @@ int32_t metal_compile_shaders(MetalContext *ctx, const char *shader_source, char
                 simdgroup = make_pipeline(ctx->device, function, &error);
                 if (simdgroup == nil) {
                     return fail(METAL_ERROR_SHADER_COMPILE, err, err_len,
-                                error != nil ? [error localizedDescription] : @"matmul_simdgroup did not build");
+                                error != nil ? [error localizedDescription] : @"the matmul_simdgroup pipeline did not build");
                 }
             }
         }
