@@ -17,6 +17,15 @@
 #include "matmul_geometry.h"
 #include "metal_matmul.h"
 
+// Buffer indices of every matmul kernel's parameters (the kernels' [[buffer(n)]]); the
+// shader-emu static check compares these, one per line in this form, with the shaders.
+static const NSUInteger kBufferA = 0;
+static const NSUInteger kBufferB = 1;
+static const NSUInteger kBufferC = 2;
+static const NSUInteger kBufferM = 3;
+static const NSUInteger kBufferK = 4;
+static const NSUInteger kBufferN = 5;
+
 struct MetalContext {
     id<MTLDevice> device;
     id<MTLCommandQueue> queue;
@@ -219,13 +228,13 @@ int32_t metal_matmul(MetalContext *ctx, const float *a, const float *b, float *c
         id<MTLCommandBuffer> cb = [ctx->queue commandBuffer];
         id<MTLComputeCommandEncoder> enc = [cb computeCommandEncoder];
         [enc setComputePipelineState:pipeline];
-        [enc setBuffer:buf_a offset:0 atIndex:0];
-        [enc setBuffer:buf_b offset:0 atIndex:1];
-        [enc setBuffer:buf_c offset:0 atIndex:2];
+        [enc setBuffer:buf_a offset:0 atIndex:kBufferA];
+        [enc setBuffer:buf_b offset:0 atIndex:kBufferB];
+        [enc setBuffer:buf_c offset:0 atIndex:kBufferC];
         // The kernels declare `constant uint&`: pass exactly 32-bit values.
-        [enc setBytes:&m length:sizeof(uint32_t) atIndex:3];
-        [enc setBytes:&k length:sizeof(uint32_t) atIndex:4];
-        [enc setBytes:&n length:sizeof(uint32_t) atIndex:5];
+        [enc setBytes:&m length:sizeof(uint32_t) atIndex:kBufferM];
+        [enc setBytes:&k length:sizeof(uint32_t) atIndex:kBufferK];
+        [enc setBytes:&n length:sizeof(uint32_t) atIndex:kBufferN];
         if (method == METAL_METHOD_SIMPLE) {
             [enc dispatchThreads:MTLSizeMake(n, m, 1)
                 threadsPerThreadgroup:MTLSizeMake(MM_SIMPLE_TG_X, MM_SIMPLE_TG_Y, 1)];
