@@ -61,6 +61,7 @@ pub struct Emulator {
     exe: PathBuf,
     kernels: Vec<Kernel>,
     sanitizer: Sanitizer,
+    warnings: String,
 }
 
 /// The C++ compiler: `SHADER_EMU_CXX`, else the one `cc` found when this crate was built.
@@ -137,12 +138,18 @@ impl Emulator {
             exe,
             kernels,
             sanitizer: options.sanitizer,
+            warnings: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
     }
 
     /// The kernels it can run.
     pub fn kernels(&self) -> &[Kernel] {
         &self.kernels
+    }
+
+    /// What the compiler printed (warnings) while building it; empty when nothing.
+    pub fn warnings(&self) -> &str {
+        &self.warnings
     }
 
     /// The sanitizer it was built with.
