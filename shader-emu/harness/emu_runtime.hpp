@@ -15,7 +15,7 @@
 // where a binding is `<index>:f32:<count>` (a float buffer whose contents follow on stdin,
 // in binding order, and are written back to stdout after the run) or `<index>:u32:<value>`.
 // Exit codes: 0 ran, 2 usage, 3 watchdog (deadlock), 4 binding mismatch, 5 simdgroup
-// operations not uniform.
+// operations not uniform, 6 threads of one group in different barriers.
 #ifndef SHADER_EMU_RUNTIME_HPP
 #define SHADER_EMU_RUNTIME_HPP
 
@@ -173,7 +173,7 @@ inline unsigned div_up(unsigned a, unsigned b) { return (a + b - 1) / b; }
 inline bool run_group(const Launch &l, Bindings &b, const unsigned gpos[3], const unsigned size[3]) {
     const unsigned count = size[0] * size[1] * size[2];
     poison_threadgroup_memory();
-    Group g(count);
+    Group g(count, l.kernel->name);
     std::mutex mu;
     std::condition_variable cv;
     unsigned done = 0;
