@@ -18,8 +18,8 @@ const REFERENCE_MAX_WORK: f64 = 2.0e9;
 /// `fxn-cli matmul` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Rows of A and C.
-    #[arg(short, long, default_value_t = 1024)]
+    /// Rows of A and C (`--size` for a square product).
+    #[arg(short, long, visible_alias = "size", default_value_t = 1024)]
     m: usize,
     /// Columns of A, rows of B (default: m).
     #[arg(short, long)]

@@ -1,0 +1,152 @@
+//! The CPU backend: the plan's correctness tests and property tests over shapes.
+//! These run everywhere, always.
+
+use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::{Backend, CpuBackend, MatmulOptions, Shape};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn random(rng: &mut StdRng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Multiplies fresh random matrices into a NaN-poisoned output and checks every element
+/// against the f64 reference.
+fn check_shape(backend: &CpuBackend, shape: Shape, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let a = random(&mut rng, shape.m * shape.k);
+    let b = random(&mut rng, shape.k * shape.n);
+    let mut c = vec![f32::NAN; shape.m * shape.n];
+    backend
+        .matmul_into(&a, &b, &mut c, shape)
+        .unwrap_or_else(|e| panic!("{shape}: {e}"));
+    verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE).unwrap_or_else(|e| panic!("{shape}: {e}"));
+}
+
+#[test]
+fn initialization_reports_a_cpu() {
+    let cpu = CpuBackend::new().unwrap();
+    let info = cpu.device_info();
+    assert_eq!(info.device_type, "CPU");
+    assert!(!info.name.is_empty());
+    assert!(cpu.threads() >= 1);
+    assert!(cpu.methods().is_empty());
+}
+
+#[test]
+fn two_by_two_gives_the_plan_answer() {
+    let cpu = CpuBackend::new().unwrap();
+    let c = cpu
+        .matmul(
+            &[1.0, 2.0, 3.0, 4.0],
+            &[5.0, 6.0, 7.0, 8.0],
+            Shape::square(2),
+        )
+        .unwrap();
+    assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+}
+
+#[test]
+fn the_plan_correctness_cases() {
+    for threads in [1, 2] {
+        let cpu = CpuBackend::with_threads(threads).unwrap();
+        for (i, shape) in [
+            Shape::square(32),
+            Shape::square(64),
+            Shape::new(128, 64, 32),
+            Shape::square(256),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            check_shape(&cpu, shape, 100 + i as u64);
+        }
+    }
+}
+
+#[test]
+fn large_enough_to_use_every_thread() {
+    let cpu = CpuBackend::with_threads(2).unwrap();
+    let shape = Shape::new(300, 257, 301);
+    assert_eq!(cpu.threads_for(shape), 2);
+    check_shape(&cpu, shape, 7);
+}
+
+#[test]
+fn small_products_use_one_thread() {
+    let cpu = CpuBackend::with_threads(2).unwrap();
+    assert_eq!(cpu.threads_for(Shape::square(16)), 1);
+}
+
+#[test]
+fn zero_dimensions_give_empty_or_zero_results() {
+    let cpu = CpuBackend::new().unwrap();
+    // m = 0: C is empty.
+    assert_eq!(
+        cpu.matmul(&[], &[1.0, 2.0], Shape::new(0, 1, 2)).unwrap(),
+        Vec::<f32>::new()
+    );
+    // n = 0: C is empty.
+    assert_eq!(
+        cpu.matmul(&[1.0, 2.0], &[], Shape::new(2, 1, 0)).unwrap(),
+        Vec::<f32>::new()
+    );
+    // k = 0: C is m×n zeros, even when the output held something before.
+    let mut c = vec![f32::NAN; 6];
+    cpu.matmul_into(&[], &[], &mut c, Shape::new(2, 0, 3))
+        .unwrap();
+    assert_eq!(c, [0.0; 6]);
+}
+
+#[test]
+fn finite_check_passes_finite_data() {
+    let cpu = CpuBackend::new().unwrap();
+    let options = MatmulOptions {
+        check_finite: true,
+        ..MatmulOptions::default()
+    };
+    let mut c = [f32::NAN; 4];
+    let report = cpu
+        .matmul_with(
+            &[1.0, 2.0, 3.0, 4.0],
+            &[5.0, 6.0, 7.0, 8.0],
+            &mut c,
+            Shape::square(2),
+            &options,
+        )
+        .unwrap();
+    assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+    assert_eq!(report.backend, metal_matmul::BackendKind::Cpu);
+    assert!(report.gpu.is_none());
+}
+
+/// Dimensions that catch edge handling: 0, 1, primes, and non-multiples of every tile
+/// and register block size in use (4, 8, 16, 32, 48, 64).
+fn dimension() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(0usize),
+        Just(1),
+        Just(2),
+        Just(3),
+        Just(7),
+        Just(13),
+        Just(17),
+        Just(31),
+        Just(33),
+        Just(65),
+        Just(97),
+        1usize..80
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_shape_matches_the_reference(m in dimension(), k in dimension(), n in dimension(), seed in any::<u64>(), threads in 1usize..=2) {
+        let cpu = CpuBackend::with_threads(threads).unwrap();
+        let shape = Shape::new(m, k, n);
+        check_shape(&cpu, shape, seed);
+    }
+}

@@ -1,0 +1,243 @@
+//! Every error path of the safe API that can run on any machine.
+
+use metal_matmul::{
+    Backend, BackendChoice, BackendKind, CpuBackend, Error, MatmulOptions, MetalBackend,
+    MetalStatus, Method, NativeCode, Shape,
+};
+
+#[test]
+fn wrong_slice_lengths_are_invalid_arguments() {
+    let cpu = CpuBackend::new().unwrap();
+    let shape = Shape::new(2, 3, 4);
+    // (len A, len B, len C, the operand named in the error); the right lengths are 6, 12, 8.
+    for (la, lb, lc, named) in [
+        (5, 12, 8, "A has 5"),
+        (7, 12, 8, "A has 7"),
+        (6, 11, 8, "B has 11"),
+        (6, 12, 9, "C has 9"),
+    ] {
+        let (a, b, mut c) = (vec![1.0; la], vec![1.0; lb], vec![0.0; lc]);
+        let err = cpu.matmul_into(&a, &b, &mut c, shape).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument(ref m) if m.contains(named)),
+            "{err}"
+        );
+    }
+    // The allocating form checks too.
+    assert!(matches!(
+        cpu.matmul(&[1.0; 6], &[1.0; 3], shape),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn overflowing_sizes_are_invalid_arguments_not_panics() {
+    let cpu = CpuBackend::new().unwrap().with_max_dim(usize::MAX);
+    let err = cpu
+        .matmul(&[], &[], Shape::new(usize::MAX, usize::MAX, 2))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.contains("overflows")),
+        "{err}"
+    );
+}
+
+#[test]
+fn dimensions_over_the_limit_are_rejected_before_any_allocation() {
+    let cpu = CpuBackend::new().unwrap();
+    let err = cpu.matmul(&[], &[], Shape::new(1, 8193, 1)).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.contains("k = 8193")),
+        "{err}"
+    );
+    let small = CpuBackend::new().unwrap().with_max_dim(4);
+    assert!(
+        small
+            .matmul(&[0.0; 25], &[0.0; 25], Shape::square(5))
+            .is_err()
+    );
+    assert!(
+        small
+            .matmul(&[0.0; 16], &[0.0; 16], Shape::square(4))
+            .is_ok()
+    );
+}
+
+#[test]
+fn metal_methods_are_refused_by_the_cpu() {
+    let cpu = CpuBackend::new().unwrap();
+    for method in Method::FORCEABLE {
+        let options = MatmulOptions {
+            method,
+            ..MatmulOptions::default()
+        };
+        let err = cpu
+            .matmul_with(&[1.0], &[1.0], &mut [0.0], Shape::square(1), &options)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument(ref m) if m.contains(method.name())),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn non_finite_inputs_and_outputs_are_reported_when_asked() {
+    let cpu = CpuBackend::new().unwrap();
+    let options = MatmulOptions {
+        check_finite: true,
+        ..MatmulOptions::default()
+    };
+    let mut c = [0.0; 4];
+    let err = cpu
+        .matmul_with(
+            &[1.0, f32::NAN, 3.0, 4.0],
+            &[1.0; 4],
+            &mut c,
+            Shape::square(2),
+            &options,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::NonFinite {
+            operand: "A",
+            index: 1,
+            row: 0,
+            col: 1
+        }
+    );
+    let err = cpu
+        .matmul_with(
+            &[1.0; 4],
+            &[1.0, 1.0, f32::NEG_INFINITY, 1.0],
+            &mut c,
+            Shape::square(2),
+            &options,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::NonFinite {
+            operand: "B",
+            index: 2,
+            row: 1,
+            col: 0
+        }
+    );
+    // Finite inputs whose product overflows f32.
+    let err = cpu
+        .matmul_with(
+            &[f32::MAX; 4],
+            &[f32::MAX; 4],
+            &mut c,
+            Shape::square(2),
+            &options,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NonFinite { operand: "C", .. }),
+        "{err}"
+    );
+    // Without the option the same call succeeds and the caller sees infinity.
+    cpu.matmul_with(
+        &[f32::MAX; 4],
+        &[f32::MAX; 4],
+        &mut c,
+        Shape::square(2),
+        &MatmulOptions::default(),
+    )
+    .unwrap();
+    assert!(c.iter().all(|v| v.is_infinite()));
+}
+
+#[test]
+fn zero_threads_is_an_invalid_argument() {
+    assert!(matches!(
+        CpuBackend::with_threads(0),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn unknown_backend_and_method_names_are_invalid_arguments() {
+    assert!(matches!(
+        "cuda".parse::<BackendChoice>(),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(
+        "GPU".parse::<BackendChoice>().unwrap(),
+        BackendChoice::Metal
+    );
+    assert!(matches!(
+        "fastest".parse::<Method>(),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn native_codes_keep_every_code_and_message() {
+    use metal_matmul_sys as sys;
+    let known = [
+        (sys::METAL_ERROR_NO_DEVICE, NativeCode::NoDevice),
+        (sys::METAL_ERROR_SHADER_COMPILE, NativeCode::ShaderCompile),
+        (sys::METAL_ERROR_OUT_OF_MEMORY, NativeCode::OutOfMemory),
+        (
+            sys::METAL_ERROR_INVALID_DIMENSIONS,
+            NativeCode::InvalidDimensions,
+        ),
+        (sys::METAL_ERROR_KERNEL_TIMEOUT, NativeCode::KernelTimeout),
+        (sys::METAL_ERROR_GPU_FAULT, NativeCode::GpuFault),
+        (
+            sys::METAL_ERROR_INVALID_ARGUMENT,
+            NativeCode::InvalidArgument,
+        ),
+        (sys::METAL_ERROR_UNSUPPORTED, NativeCode::Unsupported),
+    ];
+    for (raw, code) in known {
+        assert_eq!(NativeCode::from_raw(raw), code);
+        assert_eq!(code.raw(), raw);
+        assert_ne!(code.description(), "Unknown error");
+    }
+    // Unknown codes are kept, not guessed.
+    assert_eq!(NativeCode::from_raw(-99), NativeCode::Unknown(-99));
+    assert_eq!(NativeCode::Unknown(-99).raw(), -99);
+    assert_eq!(NativeCode::Unknown(-99).description(), "Unknown error");
+    let err = Error::Native {
+        code: NativeCode::ShaderCompile,
+        message: "line 3: expected ';'".into(),
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("-2") && text.contains("expected ';'"),
+        "{text}"
+    );
+}
+
+#[test]
+fn metal_without_a_device_is_unavailable_not_a_panic() {
+    let status = MetalStatus::probe();
+    if status.available() {
+        eprintln!("skipping: this machine has Metal; tests/metal.rs covers it");
+        return;
+    }
+    assert!(status.reason.is_some());
+    let err = MetalBackend::new().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unavailable {
+                backend: BackendKind::Metal,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // An explicit request is an error, never a silent fallback to the CPU.
+    let err = metal_matmul::select(BackendChoice::Metal).unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    // Auto falls back and says why.
+    let selected = metal_matmul::select(BackendChoice::Auto).unwrap();
+    assert_eq!(selected.backend.kind(), BackendKind::Cpu);
+    assert!(selected.fallback_reason.is_some());
+}
