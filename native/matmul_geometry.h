@@ -24,10 +24,14 @@
 
 /* matmul_simdgroup: MM_SIMD_GROUPS simdgroups of 32 threads per threadgroup (a 1-D
  * group of MM_SIMD_GROUPS * 32 threads); each threadgroup computes an
- * MM_SIMD_TILE_M x MM_SIMD_TILE_N block of C with simdgroup_float8x8 accumulators;
+ * MM_SIMD_TILE_M x MM_SIMD_TILE_N block of C with simdgroup_float8x8 accumulators
+ * (the simdgroups in a 2-column grid, each holding a (TILE_M / (GROUPS/2)) x (TILE_N / 2)
+ * block of 8x8 accumulators: 4 x 4 of them with the numbers below), staging
+ * MM_SIMD_TILE_K-deep slices of A and B in threadgroup memory;
  * dispatchThreadgroups: over ceil(n/MM_SIMD_TILE_N) x ceil(m/MM_SIMD_TILE_M) groups. */
 #define MM_SIMD_GROUPS 4
-#define MM_SIMD_TILE_M 32
-#define MM_SIMD_TILE_N 32
+#define MM_SIMD_TILE_M 64
+#define MM_SIMD_TILE_N 64
+#define MM_SIMD_TILE_K 16
 
 #endif /* MATMUL_GEOMETRY_H */

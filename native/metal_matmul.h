@@ -53,8 +53,13 @@ typedef struct MetalContext MetalContext;
 typedef struct MetalDeviceInfo {
     /* The device's name, e.g. "Apple M2". */
     char device_name[256];
-    /* The highest GPU family the device supports, e.g. "Apple8" or "Mac2". */
+    /* The highest GPU family the device supports: the highest Apple family (Apple1 ..
+     * Apple9) if any, else the highest Mac family (Mac1, Mac2), else "Unknown". */
     char gpu_family[64];
+    /* The highest family of each kind the device supports, space-separated, e.g.
+     * "Apple8 Mac2 Metal3" (Metal3 is listed when the device supports Metal 3). Families
+     * newer than the build's SDK are probed by their raw values. */
+    char gpu_families[128];
     /* The device's recommended working-set size in bytes (its usable memory). */
     uint64_t memory_total;
     /* memory_total minus what the device has currently allocated, in bytes. */
@@ -63,6 +68,8 @@ typedef struct MetalDeviceInfo {
     uint64_t current_allocated;
     /* Maximum threadgroup memory in bytes. */
     uint64_t max_threadgroup_memory;
+    /* The largest single buffer the device can allocate, in bytes. */
+    uint64_t max_buffer_length;
     /* Maximum threads per threadgroup (the width of maxThreadsPerThreadgroup). */
     int32_t max_threads_per_group;
     /* 1 when CPU and GPU share memory (Apple silicon), else 0. */
@@ -75,6 +82,8 @@ typedef struct MetalDeviceInfo {
     int32_t supports_mps;
     /* 1 when the device supports simdgroup matrix operations (Apple7+ or Mac2), else 0. */
     int32_t supports_simdgroup_matrix;
+    /* 1 when the device supports the Metal 3 family, else 0. */
+    int32_t supports_metal3;
 } MetalDeviceInfo;
 
 /* What one multiplication did and how long it took. */
@@ -85,9 +94,29 @@ typedef struct MetalMatmulStats {
     double total_seconds;
     /* The METAL_METHOD_* that ran. */
     int32_t method;
-    /* 1 when A and B were wrapped without copying (newBufferWithBytesNoCopy), else 0. */
+    /* 1 when A and B were wrapped without copying (newBufferWithBytesNoCopy), else 0.
+     * That happens on unified memory when a pointer and its byte length are both
+     * multiples of the page size (getpagesize(): 16 KiB on Apple silicon). */
     int32_t zero_copy_inputs;
+    /* 1 when C was wrapped without copying (the GPU wrote the caller's memory), else 0. */
+    int32_t zero_copy_output;
 } MetalMatmulStats;
+
+/* The state of a context's buffer pool. */
+typedef struct MetalPoolStats {
+    /* Bytes held by cached (idle) buffers. */
+    uint64_t cached_bytes;
+    /* Number of cached buffers. */
+    uint64_t cached_buffers;
+    /* The most bytes the pool keeps (metal_set_pool_limit). */
+    uint64_t limit_bytes;
+    /* Buffer requests served from the pool. */
+    uint64_t hits;
+    /* Buffer requests that allocated a new buffer. */
+    uint64_t misses;
+    /* Operands wrapped without copying (never pooled). */
+    uint64_t zero_copy_wraps;
+} MetalPoolStats;
 
 /* 1 when the system has a Metal device, else 0. */
 int32_t metal_is_available(void);
@@ -110,16 +139,47 @@ int32_t metal_device_info(MetalContext *ctx, MetalDeviceInfo *info);
 
 /* C = A * B with the given METAL_METHOD_*. a holds m*k floats, b k*n, c m*n. All of
  * m, k, n must be at least 1 (the safe API answers zero-sized products itself). stats
- * may be NULL. */
+ * may be NULL.
+ *
+ * Before allocating anything the request is checked as metal_check_request does
+ * (METAL_ERROR_INVALID_DIMENSIONS, METAL_ERROR_OUT_OF_MEMORY). A method the device
+ * cannot run answers METAL_ERROR_UNSUPPORTED. A command buffer that completes with an
+ * error answers METAL_ERROR_KERNEL_TIMEOUT (MTLCommandBufferErrorTimeout, e.g. the GPU
+ * watchdog), METAL_ERROR_OUT_OF_MEMORY (MTLCommandBufferErrorOutOfMemory) or
+ * METAL_ERROR_GPU_FAULT (any other error); the context stays usable afterwards. */
 int32_t metal_matmul(MetalContext *ctx, const float *a, const float *b, float *c,
                      uint32_t m, uint32_t k, uint32_t n, int32_t method,
                      MetalMatmulStats *stats, char *err, size_t err_len);
 
-/* Sets the most bytes the context's buffer pool keeps cached (default 256 MiB). */
+/* Whether the context can run a METAL_METHOD_* now: 1 or 0. SIMPLE and TILED always;
+ * MPS where MPSSupportsMTLDevice; SIMDGROUP where the device supports simdgroup matrix
+ * operations and the shader source has a matmul_simdgroup kernel. */
+int32_t metal_method_supported(MetalContext *ctx, int32_t method);
+
+/* Checks, without allocating, that a product of this shape can run: METAL_SUCCESS,
+ * METAL_ERROR_INVALID_DIMENSIONS (a zero dimension, or byte sizes that overflow), or
+ * METAL_ERROR_OUT_OF_MEMORY (a buffer over the device's maxBufferLength, or A, B and C
+ * together over recommendedMaxWorkingSetSize minus currentAllocatedSize, counting the
+ * pool's idle buffers as free since metal_matmul drops them to make room). */
+int32_t metal_check_request(MetalContext *ctx, uint32_t m, uint32_t k, uint32_t n, char *err,
+                            size_t err_len);
+
+/* Sets the most bytes the context's buffer pool keeps cached (default 256 MiB; 0
+ * disables pooling). Cached buffers beyond the new limit are released, oldest first. */
 void metal_set_pool_limit(MetalContext *ctx, uint64_t bytes);
 
 /* Releases every buffer the pool caches; returns how many bytes were released. */
 uint64_t metal_pool_drain(MetalContext *ctx);
+
+/* Fills *stats with the pool's state. */
+int32_t metal_pool_stats(MetalContext *ctx, MetalPoolStats *stats);
+
+/* Fault injection for tests of the recovery path: the next metal_matmul on this context
+ * runs its command buffer, then reports `code` (METAL_ERROR_KERNEL_TIMEOUT or
+ * METAL_ERROR_GPU_FAULT) as though the command buffer had completed with that error,
+ * releasing everything as a real fault does. Other codes are refused with
+ * METAL_ERROR_INVALID_ARGUMENT. */
+int32_t metal_inject_fault(MetalContext *ctx, int32_t code);
 
 /* Releases the context and everything it owns. NULL is accepted. */
 void metal_cleanup(MetalContext *ctx);

@@ -105,7 +105,10 @@ fn render(r: &GpuInfoReport) -> String {
     let _ = writeln!(s, "  threads/group:   {}", d.max_threads_per_group);
     let _ = writeln!(s, "  unified memory:  {}", yes_no(d.unified_memory));
     if let Some(g) = &d.gpu {
+        let _ = writeln!(s, "  families:        {}", g.families);
+        let _ = writeln!(s, "  Metal 3:         {}", yes_no(g.supports_metal3));
         let _ = writeln!(s, "  threadgroup mem: {} bytes", g.max_threadgroup_memory);
+        let _ = writeln!(s, "  max buffer:      {}", gib(g.max_buffer_length));
         let _ = writeln!(s, "  allocated now:   {}", gib(g.current_allocated));
         let _ = writeln!(s, "  low power:       {}", yes_no(g.low_power));
         let _ = writeln!(s, "  removable:       {}", yes_no(g.removable));

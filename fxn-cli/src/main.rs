@@ -5,10 +5,12 @@
 
 mod args;
 mod bench;
+mod challenge;
 mod error;
 mod gpu;
 mod matmul;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -37,6 +39,11 @@ enum Command {
     /// GFLOPS over sizes and shapes per backend, method and thread count, each result
     /// checked; a table, CSV, JSON or an SVG plot.
     Bench(bench::Args),
+    /// Answer one matrix-multiplication challenge (envelope or bare payload) from a
+    /// file or stdin; print the response JSON.
+    Challenge(challenge::Args),
+    /// Answer challenges over HTTP: POST /challenge, GET /health.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,11 +56,19 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => err.exit(),
     };
-    init_logging(cli.verbose);
+    // The server logs a line per request by default; other commands only warnings.
+    let quiet = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.verbose, quiet);
     let result: CliResult = match &cli.command {
         Command::Gpu(cmd) => gpu::run(cmd),
         Command::Matmul(args) => matmul::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Challenge(args) => challenge::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,9 +96,9 @@ fn version_text() -> String {
     format!("{} {compiled} {runtime}", env!("CARGO_PKG_VERSION"))
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: &str) {
     let level = match verbose {
-        0 => "warn",
+        0 => quiet,
         1 => "info",
         _ => "debug",
     };

@@ -26,45 +26,54 @@ pub struct MetalContext {
 pub struct MetalDeviceInfo {
     pub device_name: [::core::ffi::c_char; 256usize],
     pub gpu_family: [::core::ffi::c_char; 64usize],
+    pub gpu_families: [::core::ffi::c_char; 128usize],
     pub memory_total: u64,
     pub memory_free: u64,
     pub current_allocated: u64,
     pub max_threadgroup_memory: u64,
+    pub max_buffer_length: u64,
     pub max_threads_per_group: i32,
     pub is_unified_memory: i32,
     pub is_low_power: i32,
     pub is_removable: i32,
     pub supports_mps: i32,
     pub supports_simdgroup_matrix: i32,
+    pub supports_metal3: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of MetalDeviceInfo"][::core::mem::size_of::<MetalDeviceInfo>() - 376usize];
+    ["Size of MetalDeviceInfo"][::core::mem::size_of::<MetalDeviceInfo>() - 520usize];
     ["Alignment of MetalDeviceInfo"][::core::mem::align_of::<MetalDeviceInfo>() - 8usize];
     ["Offset of field: MetalDeviceInfo::device_name"]
         [::core::mem::offset_of!(MetalDeviceInfo, device_name) - 0usize];
     ["Offset of field: MetalDeviceInfo::gpu_family"]
         [::core::mem::offset_of!(MetalDeviceInfo, gpu_family) - 256usize];
+    ["Offset of field: MetalDeviceInfo::gpu_families"]
+        [::core::mem::offset_of!(MetalDeviceInfo, gpu_families) - 320usize];
     ["Offset of field: MetalDeviceInfo::memory_total"]
-        [::core::mem::offset_of!(MetalDeviceInfo, memory_total) - 320usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, memory_total) - 448usize];
     ["Offset of field: MetalDeviceInfo::memory_free"]
-        [::core::mem::offset_of!(MetalDeviceInfo, memory_free) - 328usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, memory_free) - 456usize];
     ["Offset of field: MetalDeviceInfo::current_allocated"]
-        [::core::mem::offset_of!(MetalDeviceInfo, current_allocated) - 336usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, current_allocated) - 464usize];
     ["Offset of field: MetalDeviceInfo::max_threadgroup_memory"]
-        [::core::mem::offset_of!(MetalDeviceInfo, max_threadgroup_memory) - 344usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, max_threadgroup_memory) - 472usize];
+    ["Offset of field: MetalDeviceInfo::max_buffer_length"]
+        [::core::mem::offset_of!(MetalDeviceInfo, max_buffer_length) - 480usize];
     ["Offset of field: MetalDeviceInfo::max_threads_per_group"]
-        [::core::mem::offset_of!(MetalDeviceInfo, max_threads_per_group) - 352usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, max_threads_per_group) - 488usize];
     ["Offset of field: MetalDeviceInfo::is_unified_memory"]
-        [::core::mem::offset_of!(MetalDeviceInfo, is_unified_memory) - 356usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, is_unified_memory) - 492usize];
     ["Offset of field: MetalDeviceInfo::is_low_power"]
-        [::core::mem::offset_of!(MetalDeviceInfo, is_low_power) - 360usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, is_low_power) - 496usize];
     ["Offset of field: MetalDeviceInfo::is_removable"]
-        [::core::mem::offset_of!(MetalDeviceInfo, is_removable) - 364usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, is_removable) - 500usize];
     ["Offset of field: MetalDeviceInfo::supports_mps"]
-        [::core::mem::offset_of!(MetalDeviceInfo, supports_mps) - 368usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, supports_mps) - 504usize];
     ["Offset of field: MetalDeviceInfo::supports_simdgroup_matrix"]
-        [::core::mem::offset_of!(MetalDeviceInfo, supports_simdgroup_matrix) - 372usize];
+        [::core::mem::offset_of!(MetalDeviceInfo, supports_simdgroup_matrix) - 508usize];
+    ["Offset of field: MetalDeviceInfo::supports_metal3"]
+        [::core::mem::offset_of!(MetalDeviceInfo, supports_metal3) - 512usize];
 };
 impl Default for MetalDeviceInfo {
     fn default() -> Self {
@@ -82,10 +91,11 @@ pub struct MetalMatmulStats {
     pub total_seconds: f64,
     pub method: i32,
     pub zero_copy_inputs: i32,
+    pub zero_copy_output: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of MetalMatmulStats"][::core::mem::size_of::<MetalMatmulStats>() - 24usize];
+    ["Size of MetalMatmulStats"][::core::mem::size_of::<MetalMatmulStats>() - 32usize];
     ["Alignment of MetalMatmulStats"][::core::mem::align_of::<MetalMatmulStats>() - 8usize];
     ["Offset of field: MetalMatmulStats::gpu_seconds"]
         [::core::mem::offset_of!(MetalMatmulStats, gpu_seconds) - 0usize];
@@ -95,6 +105,35 @@ const _: () = {
         [::core::mem::offset_of!(MetalMatmulStats, method) - 16usize];
     ["Offset of field: MetalMatmulStats::zero_copy_inputs"]
         [::core::mem::offset_of!(MetalMatmulStats, zero_copy_inputs) - 20usize];
+    ["Offset of field: MetalMatmulStats::zero_copy_output"]
+        [::core::mem::offset_of!(MetalMatmulStats, zero_copy_output) - 24usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct MetalPoolStats {
+    pub cached_bytes: u64,
+    pub cached_buffers: u64,
+    pub limit_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub zero_copy_wraps: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of MetalPoolStats"][::core::mem::size_of::<MetalPoolStats>() - 48usize];
+    ["Alignment of MetalPoolStats"][::core::mem::align_of::<MetalPoolStats>() - 8usize];
+    ["Offset of field: MetalPoolStats::cached_bytes"]
+        [::core::mem::offset_of!(MetalPoolStats, cached_bytes) - 0usize];
+    ["Offset of field: MetalPoolStats::cached_buffers"]
+        [::core::mem::offset_of!(MetalPoolStats, cached_buffers) - 8usize];
+    ["Offset of field: MetalPoolStats::limit_bytes"]
+        [::core::mem::offset_of!(MetalPoolStats, limit_bytes) - 16usize];
+    ["Offset of field: MetalPoolStats::hits"]
+        [::core::mem::offset_of!(MetalPoolStats, hits) - 24usize];
+    ["Offset of field: MetalPoolStats::misses"]
+        [::core::mem::offset_of!(MetalPoolStats, misses) - 32usize];
+    ["Offset of field: MetalPoolStats::zero_copy_wraps"]
+        [::core::mem::offset_of!(MetalPoolStats, zero_copy_wraps) - 40usize];
 };
 unsafe extern "C" {
     pub fn metal_is_available() -> i32;
@@ -135,10 +174,29 @@ unsafe extern "C" {
     ) -> i32;
 }
 unsafe extern "C" {
+    pub fn metal_method_supported(ctx: *mut MetalContext, method: i32) -> i32;
+}
+unsafe extern "C" {
+    pub fn metal_check_request(
+        ctx: *mut MetalContext,
+        m: u32,
+        k: u32,
+        n: u32,
+        err: *mut ::core::ffi::c_char,
+        err_len: usize,
+    ) -> i32;
+}
+unsafe extern "C" {
     pub fn metal_set_pool_limit(ctx: *mut MetalContext, bytes: u64);
 }
 unsafe extern "C" {
     pub fn metal_pool_drain(ctx: *mut MetalContext) -> u64;
+}
+unsafe extern "C" {
+    pub fn metal_pool_stats(ctx: *mut MetalContext, stats: *mut MetalPoolStats) -> i32;
+}
+unsafe extern "C" {
+    pub fn metal_inject_fault(ctx: *mut MetalContext, code: i32) -> i32;
 }
 unsafe extern "C" {
     pub fn metal_cleanup(ctx: *mut MetalContext);

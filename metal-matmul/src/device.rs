@@ -27,8 +27,13 @@ pub struct DeviceInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GpuDetails {
+    /// The highest GPU family of each kind the device supports, space-separated, e.g.
+    /// `"Apple8 Mac2 Metal3"` (probed up to Apple9, Mac2 and Metal3).
+    pub families: String,
     /// Maximum threadgroup memory in bytes.
     pub max_threadgroup_memory: u64,
+    /// The largest single buffer the device can allocate, in bytes.
+    pub max_buffer_length: u64,
     /// Bytes the device had allocated when the info was read.
     pub current_allocated: u64,
     /// A low-power (integrated) GPU.
@@ -39,6 +44,8 @@ pub struct GpuDetails {
     pub supports_mps: bool,
     /// The device has simdgroup matrix operations (Apple7+ or Mac2).
     pub supports_simdgroup_matrix: bool,
+    /// The device supports the Metal 3 family.
+    pub supports_metal3: bool,
 }
 
 impl DeviceInfo {

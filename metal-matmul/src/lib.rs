@@ -5,7 +5,7 @@
 //!
 //! - [`CpuBackend`]: every platform; multithreaded GEMM (faer) on a pool of its own.
 //! - [`MetalBackend`]: macOS builds with a Metal device, through the Objective-C bridge
-//!   in `metal-matmul-sys` (simple, tiled and MPS kernels). On other targets it is a
+//!   in `metal-matmul-sys` (simple, tiled, simdgroup and MPS methods). On other targets it is a
 //!   stub whose constructor answers [`Error::Unavailable`].
 //!
 //! [`select`] opens one by [`BackendChoice`]: `auto` prefers Metal and falls back to
@@ -39,7 +39,7 @@ pub use backend::{Backend, BackendChoice, BackendKind, MatmulOptions, MatmulRepo
 pub use cpu::{CpuBackend, CpuInfo};
 pub use device::{DeviceInfo, GpuDetails};
 pub use error::{Error, NativeCode, Result};
-pub use metal::{MetalBackend, MetalStatus};
+pub use metal::{MetalBackend, MetalReport, MetalStatus, PoolStats};
 pub use method::{Method, MethodPolicy};
 pub use select::{BACKEND_ENV, SelectOptions, Selected, effective_choice, select, select_with};
 pub use shape::{BRIDGE_MAX_DIM, DEFAULT_MAX_DIM, Shape};

@@ -2,7 +2,7 @@
 
 use metal_matmul::{
     Backend, BackendChoice, BackendKind, CpuBackend, Error, MatmulOptions, MetalBackend,
-    MetalStatus, Method, NativeCode, Shape,
+    MetalStatus, Method, Shape,
 };
 
 #[test]
@@ -173,45 +173,6 @@ fn unknown_backend_and_method_names_are_invalid_arguments() {
         "fastest".parse::<Method>(),
         Err(Error::InvalidArgument(_))
     ));
-}
-
-#[test]
-fn native_codes_keep_every_code_and_message() {
-    use metal_matmul_sys as sys;
-    let known = [
-        (sys::METAL_ERROR_NO_DEVICE, NativeCode::NoDevice),
-        (sys::METAL_ERROR_SHADER_COMPILE, NativeCode::ShaderCompile),
-        (sys::METAL_ERROR_OUT_OF_MEMORY, NativeCode::OutOfMemory),
-        (
-            sys::METAL_ERROR_INVALID_DIMENSIONS,
-            NativeCode::InvalidDimensions,
-        ),
-        (sys::METAL_ERROR_KERNEL_TIMEOUT, NativeCode::KernelTimeout),
-        (sys::METAL_ERROR_GPU_FAULT, NativeCode::GpuFault),
-        (
-            sys::METAL_ERROR_INVALID_ARGUMENT,
-            NativeCode::InvalidArgument,
-        ),
-        (sys::METAL_ERROR_UNSUPPORTED, NativeCode::Unsupported),
-    ];
-    for (raw, code) in known {
-        assert_eq!(NativeCode::from_raw(raw), code);
-        assert_eq!(code.raw(), raw);
-        assert_ne!(code.description(), "Unknown error");
-    }
-    // Unknown codes are kept, not guessed.
-    assert_eq!(NativeCode::from_raw(-99), NativeCode::Unknown(-99));
-    assert_eq!(NativeCode::Unknown(-99).raw(), -99);
-    assert_eq!(NativeCode::Unknown(-99).description(), "Unknown error");
-    let err = Error::Native {
-        code: NativeCode::ShaderCompile,
-        message: "line 3: expected ';'".into(),
-    };
-    let text = err.to_string();
-    assert!(
-        text.contains("-2") && text.contains("expected ';'"),
-        "{text}"
-    );
 }
 
 #[test]

@@ -8,12 +8,14 @@
 //! | `bench-metal` | the criterion benchmarks of the Metal backend |
 //! | `bench-cpu` | the criterion benchmarks of the CPU backend |
 //! | `bindgen [--check]` | regenerate the committed FFI bindings, or fail when stale |
+//! | `shader-check` | the kernels on the CPU emulation under ThreadSanitizer and AddressSanitizer |
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bindings;
+mod shader_check;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -23,7 +25,9 @@ tasks:
   check-metal      report Metal availability (fxn-cli gpu info)
   bench-metal      criterion benchmarks of the Metal backend
   bench-cpu        criterion benchmarks of the CPU backend
-  bindgen [--check]  regenerate metal-matmul-sys/src/bindings.rs, or check it is current";
+  bindgen [--check]  regenerate metal-matmul-sys/src/bindings.rs, or check it is current
+  shader-check     run the kernels in shaders/ on the CPU under ThreadSanitizer and
+                   AddressSanitizer+UBSan, with the sanitizers' self-tests (docs/SHADERS.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         "bench-metal" => bench("metal", rest),
         "bench-cpu" => bench("cpu", rest),
         "bindgen" => bindings::run(&workspace_root(), rest),
+        "shader-check" => shader_check::run(&workspace_root(), rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

@@ -5,55 +5,32 @@ use std::ptr::NonNull;
 
 use metal_matmul_sys as sys;
 
-use crate::{BackendKind, DeviceInfo, Error, GpuDetails, Method, NativeCode, Result, Shape};
+use crate::{DeviceInfo, Error, GpuDetails, Method, NativeCode, Result};
 
-use super::MetalStatus;
+use super::errors::{c_text, init_error, native_error};
+use super::{MetalStatus, Outcome, PoolStats};
 
 /// Owns one `MetalContext` (device, queue, pipelines, buffer pool); releases it on drop.
 #[derive(Debug)]
 pub(super) struct Context {
     ptr: NonNull<sys::MetalContext>,
-    supports_mps: bool,
 }
 
 // SAFETY: the bridge's contract (native/metal_matmul.h) is that every function may be
 // called from any thread and that a context serialises its own mutable state (the
-// buffer pool and pipelines) under its lock; MTLDevice and MTLCommandQueue are
-// thread-safe and each call encodes its own command buffer. The pointer is only freed by
-// `Drop`, which needs exclusive ownership.
+// buffer pool, pipelines, injected fault) under its lock; MTLDevice and MTLCommandQueue
+// are thread-safe and each call encodes its own command buffer. The pointer is only
+// freed by `Drop`, which needs exclusive ownership.
 unsafe impl Send for Context {}
-// SAFETY: as above: concurrent `metal_matmul` and `metal_device_info` calls on one
-// context are allowed by the bridge, which locks what they share.
+// SAFETY: as above: concurrent calls on one context (metal_matmul, metal_device_info,
+// the pool functions, metal_compile_shaders) are allowed by the bridge, which locks what
+// they share.
 unsafe impl Sync for Context {}
 
-fn message(buf: &[c_char]) -> String {
-    // SAFETY: the buffer is zero-initialised and the bridge writes at most len - 1 bytes
-    // followed by a NUL, so it always holds a NUL-terminated string.
-    unsafe { CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
-}
+type ErrorBuffer = [c_char; sys::METAL_ERROR_MESSAGE_LEN as usize];
 
-fn native_error(code: i32, buf: &[c_char]) -> Error {
-    let code = NativeCode::from_raw(code);
-    let text = message(buf);
-    Error::Native {
-        message: if text.is_empty() {
-            code.description().to_owned()
-        } else {
-            text
-        },
-        code,
-    }
-}
-
-fn c_text(chars: &[c_char]) -> String {
-    let bytes: Vec<u8> = chars
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+fn error_buffer() -> ErrorBuffer {
+    [0; sys::METAL_ERROR_MESSAGE_LEN as usize]
 }
 
 fn convert(info: &sys::MetalDeviceInfo) -> DeviceInfo {
@@ -66,12 +43,15 @@ fn convert(info: &sys::MetalDeviceInfo) -> DeviceInfo {
         max_threads_per_group: u32::try_from(info.max_threads_per_group).unwrap_or(0),
         unified_memory: info.is_unified_memory != 0,
         gpu: Some(GpuDetails {
+            families: c_text(&info.gpu_families),
             max_threadgroup_memory: info.max_threadgroup_memory,
+            max_buffer_length: info.max_buffer_length,
             current_allocated: info.current_allocated,
             low_power: info.is_low_power != 0,
             removable: info.is_removable != 0,
             supports_mps: info.supports_mps != 0,
             supports_simdgroup_matrix: info.supports_simdgroup_matrix != 0,
+            supports_metal3: info.supports_metal3 != 0,
         }),
     }
 }
@@ -102,7 +82,7 @@ impl Context {
     pub(super) fn open() -> Result<Self> {
         let mut ptr: *mut sys::MetalContext = std::ptr::null_mut();
         let mut info = sys::MetalDeviceInfo::default();
-        let mut err = [0 as c_char; sys::METAL_ERROR_MESSAGE_LEN as usize];
+        let mut err = error_buffer();
         // SAFETY: the out-pointers are valid for writes, `err` for the length passed; the
         // shader source is a NUL-terminated static string.
         let rc = unsafe {
@@ -115,59 +95,121 @@ impl Context {
             )
         };
         match NonNull::new(ptr) {
-            Some(ptr) if rc == sys::METAL_SUCCESS => Ok(Self {
-                ptr,
-                supports_mps: info.supports_mps != 0,
-            }),
-            _ if rc == sys::METAL_ERROR_NO_DEVICE => Err(Error::Unavailable {
-                backend: BackendKind::Metal,
-                reason: message(&err),
-            }),
-            _ => Err(native_error(
-                if rc == sys::METAL_SUCCESS {
-                    sys::METAL_ERROR_NO_DEVICE
-                } else {
-                    rc
-                },
-                &err,
-            )),
+            Some(ptr) if rc == sys::METAL_SUCCESS => Ok(Self { ptr }),
+            Some(ptr) => {
+                // Not the bridge's contract (it leaves *out NULL on failure), but never leak.
+                // SAFETY: the pointer came from metal_init and is released once, here.
+                unsafe { sys::metal_cleanup(ptr.as_ptr()) };
+                Err(init_error(rc, &c_text(&err)))
+            }
+            None => Err(init_error(rc, &c_text(&err))),
         }
     }
 
-    pub(super) fn supports_mps(&self) -> bool {
-        self.supports_mps
+    pub(super) fn supports(&self, method: Method) -> bool {
+        let Ok(raw) = raw_method(method) else {
+            return false;
+        };
+        // SAFETY: `self.ptr` is a live context (released only in Drop).
+        unsafe { sys::metal_method_supported(self.ptr.as_ptr(), raw) == 1 }
     }
 
     pub(super) fn device_info(&self) -> DeviceInfo {
         let mut info = sys::MetalDeviceInfo::default();
-        // SAFETY: `self.ptr` is a live context (released only in Drop); `info` is valid
-        // for writes.
+        // SAFETY: `self.ptr` is a live context; `info` is valid for writes. With both
+        // non-null the call cannot fail.
         unsafe { sys::metal_device_info(self.ptr.as_ptr(), &mut info) };
         convert(&info)
     }
 
-    /// Runs one product; returns the GPU execution time in seconds.
+    pub(super) fn check_request(&self, m: u32, k: u32, n: u32) -> Result<()> {
+        let mut err = error_buffer();
+        // SAFETY: `self.ptr` is live; `err` is writable for the length passed.
+        let rc = unsafe {
+            sys::metal_check_request(self.ptr.as_ptr(), m, k, n, err.as_mut_ptr(), err.len())
+        };
+        if rc == sys::METAL_SUCCESS {
+            Ok(())
+        } else {
+            Err(native_error(rc, &c_text(&err)))
+        }
+    }
+
+    pub(super) fn compile(&self, source: &CStr) -> Result<()> {
+        let mut err = error_buffer();
+        // SAFETY: `self.ptr` is live; `source` is NUL-terminated and outlives the call;
+        // `err` is writable for the length passed.
+        let rc = unsafe {
+            sys::metal_compile_shaders(
+                self.ptr.as_ptr(),
+                source.as_ptr(),
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if rc == sys::METAL_SUCCESS {
+            Ok(())
+        } else {
+            Err(native_error(rc, &c_text(&err)))
+        }
+    }
+
+    pub(super) fn set_pool_limit(&self, bytes: u64) {
+        // SAFETY: `self.ptr` is live.
+        unsafe { sys::metal_set_pool_limit(self.ptr.as_ptr(), bytes) }
+    }
+
+    pub(super) fn drain_pool(&self) -> u64 {
+        // SAFETY: `self.ptr` is live.
+        unsafe { sys::metal_pool_drain(self.ptr.as_ptr()) }
+    }
+
+    pub(super) fn pool_stats(&self) -> PoolStats {
+        let mut raw = sys::MetalPoolStats::default();
+        // SAFETY: `self.ptr` is live; `raw` is valid for writes. With both non-null the
+        // call cannot fail.
+        unsafe { sys::metal_pool_stats(self.ptr.as_ptr(), &mut raw) };
+        PoolStats {
+            cached_bytes: raw.cached_bytes,
+            cached_buffers: raw.cached_buffers,
+            limit_bytes: raw.limit_bytes,
+            hits: raw.hits,
+            misses: raw.misses,
+            zero_copy_wraps: raw.zero_copy_wraps,
+        }
+    }
+
+    pub(super) fn inject_fault(&self, code: NativeCode) -> Result<()> {
+        // SAFETY: `self.ptr` is live.
+        let rc = unsafe { sys::metal_inject_fault(self.ptr.as_ptr(), code.raw()) };
+        if rc == sys::METAL_SUCCESS {
+            Ok(())
+        } else {
+            Err(native_error(rc, "the bridge refused the injected fault"))
+        }
+    }
+
+    /// Runs one product with a resolved method. The caller checked the slices against
+    /// the shape and that no dimension is zero.
     pub(super) fn matmul(
         &self,
         a: &[f32],
         b: &[f32],
         c: &mut [f32],
-        shape: Shape,
+        (m, k, n): (u32, u32, u32),
         method: Method,
-    ) -> Result<f64> {
-        let dim = |v: usize| {
-            u32::try_from(v).map_err(|_| {
-                Error::invalid(format!("{v} does not fit the bridge's 32-bit interface"))
-            })
-        };
-        let (m, k, n) = (dim(shape.m)?, dim(shape.k)?, dim(shape.n)?);
+    ) -> Result<Outcome> {
         let method = raw_method(method)?;
+        let (mu, ku, nu) = (m as usize, k as usize, n as usize);
+        if a.len() != mu * ku || b.len() != ku * nu || c.len() != mu * nu {
+            return Err(Error::invalid("slice lengths do not match the shape"));
+        }
         let mut stats = sys::MetalMatmulStats::default();
-        let mut err = [0 as c_char; sys::METAL_ERROR_MESSAGE_LEN as usize];
-        // SAFETY: the caller checked that a, b and c hold m·k, k·n and m·n elements and
-        // that no dimension is zero; `self.ptr` is live; `stats` and `err` are writable
-        // (err for the length passed). The bridge reads a and b and writes c only during
-        // the call.
+        let mut err = error_buffer();
+        // SAFETY: a, b and c hold exactly m·k, k·n and m·n elements (checked above);
+        // `self.ptr` is live; `stats` and `err` are writable (err for the length passed).
+        // The bridge reads a and b and writes c only during the call (buffers that wrap
+        // them without copying are released before it returns).
         let rc = unsafe {
             sys::metal_matmul(
                 self.ptr.as_ptr(),
@@ -184,9 +226,13 @@ impl Context {
             )
         };
         if rc == sys::METAL_SUCCESS {
-            Ok(stats.gpu_seconds)
+            Ok(Outcome {
+                gpu_seconds: stats.gpu_seconds,
+                zero_copy_inputs: stats.zero_copy_inputs != 0,
+                zero_copy_output: stats.zero_copy_output != 0,
+            })
         } else {
-            Err(native_error(rc, &err))
+            Err(native_error(rc, &c_text(&err)))
         }
     }
 }

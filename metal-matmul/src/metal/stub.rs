@@ -1,8 +1,10 @@
 //! The Metal backend where the bridge is not built: no context can exist.
 
-use crate::{BackendKind, DeviceInfo, Error, Method, Result, Shape};
+use std::ffi::CStr;
 
-use super::MetalStatus;
+use crate::{BackendKind, DeviceInfo, Error, Method, NativeCode, Result};
+
+use super::{MetalStatus, Outcome, PoolStats};
 
 /// Uninhabited: without the bridge there is no Metal context, so every method that
 /// needs one is statically unreachable (no panics, no `unreachable!`).
@@ -32,11 +34,35 @@ impl Context {
         })
     }
 
-    pub(super) fn supports_mps(&self) -> bool {
+    pub(super) fn supports(&self, _method: Method) -> bool {
         match *self {}
     }
 
     pub(super) fn device_info(&self) -> DeviceInfo {
+        match *self {}
+    }
+
+    pub(super) fn check_request(&self, _m: u32, _k: u32, _n: u32) -> Result<()> {
+        match *self {}
+    }
+
+    pub(super) fn compile(&self, _source: &CStr) -> Result<()> {
+        match *self {}
+    }
+
+    pub(super) fn set_pool_limit(&self, _bytes: u64) {
+        match *self {}
+    }
+
+    pub(super) fn drain_pool(&self) -> u64 {
+        match *self {}
+    }
+
+    pub(super) fn pool_stats(&self) -> PoolStats {
+        match *self {}
+    }
+
+    pub(super) fn inject_fault(&self, _code: NativeCode) -> Result<()> {
         match *self {}
     }
 
@@ -45,9 +71,9 @@ impl Context {
         _a: &[f32],
         _b: &[f32],
         _c: &mut [f32],
-        _shape: Shape,
+        _dims: (u32, u32, u32),
         _method: Method,
-    ) -> Result<f64> {
+    ) -> Result<Outcome> {
         match *self {}
     }
 }

@@ -1,0 +1,125 @@
+//! Helpers shared by the integration tests: the Metal skip rule, seeded matrices and
+//! page-aligned buffers.
+//!
+//! Every test that needs a Metal device calls [`metal_or_skip`]: without a device it
+//! prints why the test is skipped and returns `None`; with `FXN_REQUIRE_METAL=1` (what
+//! `cargo xtask test-metal` sets on a Mac) a missing device fails the test instead.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::ptr::NonNull;
+
+use metal_matmul::{MetalBackend, MetalStatus};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Set to `1` to make a missing Metal device a test failure instead of a skip.
+pub const REQUIRE_METAL_ENV: &str = "FXN_REQUIRE_METAL";
+
+/// True when `FXN_REQUIRE_METAL=1`.
+pub fn metal_required() -> bool {
+    std::env::var(REQUIRE_METAL_ENV).is_ok_and(|v| v.trim() == "1")
+}
+
+/// Whether Metal is available; otherwise prints why `test` is skipped and returns
+/// false. Panics when Metal is unavailable and `FXN_REQUIRE_METAL=1`.
+pub fn metal_present(test: &str) -> bool {
+    let status = MetalStatus::probe();
+    if status.available() {
+        return true;
+    }
+    let reason = status
+        .reason
+        .unwrap_or_else(|| "no reason given".to_owned());
+    assert!(
+        !metal_required(),
+        "{test}: {REQUIRE_METAL_ENV}=1 but Metal is unavailable: {reason}"
+    );
+    eprintln!("skipped {test}: Metal is unavailable: {reason}");
+    false
+}
+
+/// A Metal backend, or `None` after printing why `test` is skipped (see
+/// [`metal_present`]). A device that answers but whose backend fails to open is a
+/// test failure.
+pub fn metal_or_skip(test: &str) -> Option<MetalBackend> {
+    if !metal_present(test) {
+        return None;
+    }
+    match MetalBackend::new() {
+        Ok(backend) => Some(backend),
+        Err(err) => panic!("{test}: a Metal device answered but the backend did not open: {err}"),
+    }
+}
+
+/// A `rows×cols` matrix of values in [-1, 1), the same for the same seed.
+pub fn random_matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..rows * cols)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect()
+}
+
+/// The alignment of [`AlignedF32`]: 16 KiB, the page size of Apple silicon and a
+/// multiple of the 4 KiB pages of Intel Macs.
+pub const PAGE_ALIGN: usize = 16 * 1024;
+
+/// A zeroed f32 buffer from the global allocator, made either page-aligned (what Metal
+/// can wrap without copying when its byte length is a page multiple too) or with
+/// `calloc` (whose large allocations are zero pages the kernel maps lazily: a huge
+/// buffer costs address space, not memory, until it is touched). Allocation failure is
+/// `None`, never an abort.
+pub struct AlignedF32 {
+    ptr: NonNull<f32>,
+    len: usize,
+    layout: Layout,
+}
+
+impl AlignedF32 {
+    /// `len` zeroed elements at a [`PAGE_ALIGN`]ed address, or `None` when the allocator
+    /// refuses. (Over-aligned zeroed memory is written with zeros, so keep it small.)
+    pub fn zeroed(len: usize) -> Option<Self> {
+        Self::with_align(len, PAGE_ALIGN)
+    }
+
+    /// `len` zeroed elements from `calloc`, untouched, or `None` when it refuses.
+    pub fn lazy_zeroed(len: usize) -> Option<Self> {
+        Self::with_align(len, std::mem::align_of::<f32>())
+    }
+
+    fn with_align(len: usize, align: usize) -> Option<Self> {
+        let bytes = len.checked_mul(4)?.max(4);
+        let layout = Layout::from_size_align(bytes, align).ok()?;
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc_zeroed(layout) };
+        NonNull::new(raw.cast::<f32>()).map(|ptr| Self { ptr, len, layout })
+    }
+
+    /// A copy of `values` in aligned memory.
+    pub fn from_slice(values: &[f32]) -> Self {
+        let mut buf = Self::zeroed(values.len()).expect("allocating an aligned buffer");
+        buf.as_mut_slice().copy_from_slice(values);
+        buf
+    }
+
+    /// The elements.
+    pub fn as_slice(&self) -> &[f32] {
+        // SAFETY: `ptr` points to `len` zero-initialised (hence valid) f32s that live
+        // as long as `self`; no `&mut` to them exists while `&self` is borrowed.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The elements, mutably.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AlignedF32 {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `alloc_zeroed` with exactly this layout.
+        unsafe { dealloc(self.ptr.as_ptr().cast(), self.layout) };
+    }
+}

@@ -1,0 +1,86 @@
+//! Many threads on one backend at once: 8 threads × many calls of mixed shapes (and, on
+//! Metal, mixed methods), every result checked against the f64 reference. Runs on the
+//! CPU backend everywhere and on the Metal backend where a device exists.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{metal_or_skip, random_matrix};
+use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape};
+
+const THREADS: usize = 8;
+const CALLS_PER_THREAD: usize = 40;
+
+/// Shapes of every kind: tiny, tile multiples and not, thin, wide, rectangular.
+const SHAPES: [Shape; 10] = [
+    Shape::new(1, 1, 1),
+    Shape::new(2, 2, 2),
+    Shape::new(3, 5, 7),
+    Shape::new(16, 16, 16),
+    Shape::new(17, 31, 9),
+    Shape::new(33, 64, 47),
+    Shape::new(64, 1, 64),
+    Shape::new(1, 200, 1),
+    Shape::new(50, 70, 30),
+    Shape::new(96, 96, 96),
+];
+
+/// Runs the load on `backend`, cycling through `methods` per call; returns the calls made.
+fn hammer(backend: &dyn Backend, methods: &[Method]) -> usize {
+    let done = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let done = &done;
+            scope.spawn(move || {
+                for i in 0..CALLS_PER_THREAD {
+                    let shape = SHAPES[(t * 7 + i) % SHAPES.len()];
+                    let method = methods[(t + i) % methods.len()];
+                    let seed = (t * 1000 + i) as u64;
+                    let a = random_matrix(shape.m, shape.k, seed);
+                    let b = random_matrix(shape.k, shape.n, seed + 500);
+                    let mut c = vec![f32::NAN; shape.m * shape.n];
+                    let options = MatmulOptions {
+                        method,
+                        check_finite: i % 2 == 0,
+                    };
+                    let report = backend
+                        .matmul_with(&a, &b, &mut c, shape, &options)
+                        .unwrap_or_else(|e| panic!("thread {t} call {i} {method} {shape}: {e}"));
+                    if method != Method::Auto {
+                        assert_eq!(report.method, method);
+                    }
+                    verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
+                        .unwrap_or_else(|e| panic!("thread {t} call {i} {method} {shape}: {e}"));
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    done.into_inner()
+}
+
+#[test]
+fn cpu_backend_under_eight_threads() {
+    let backend = CpuBackend::with_threads(2).unwrap();
+    assert_eq!(
+        hammer(&backend, &[Method::Auto]),
+        THREADS * CALLS_PER_THREAD
+    );
+}
+
+#[test]
+fn metal_backend_under_eight_threads() {
+    let Some(backend) = metal_or_skip("metal_backend_under_eight_threads") else {
+        return;
+    };
+    let mut methods = backend.methods();
+    methods.push(Method::Auto);
+    // A small pool limit makes threads contend for it and evict from it.
+    backend.set_pool_limit(64 * 1024);
+    assert_eq!(hammer(&backend, &methods), THREADS * CALLS_PER_THREAD);
+    let stats = backend.pool_stats();
+    assert!(stats.cached_bytes <= 64 * 1024, "{stats:?}");
+    assert!(stats.hits + stats.misses > 0, "{stats:?}");
+}
