@@ -25,6 +25,11 @@ const LANES: usize = 16;
 /// vector (or of the output block) serves this many rows.
 const ROWS: usize = 4;
 
+/// Tasks per thread: more than one, so a worker that wakes late (its core busy, or a
+/// virtual CPU halted) takes a share of the work instead of leaving its whole half to
+/// the first worker.
+const TASKS_PER_THREAD: usize = 4;
+
 /// `c (m) = a (m×k, row-major) · x (k)`, with the rows of `c` split among the current
 /// rayon pool's threads when `threads > 1`.
 pub(crate) fn matrix_vector(a: &[f32], x: &[f32], c: &mut [f32], k: usize, threads: usize) {
@@ -35,7 +40,9 @@ pub(crate) fn matrix_vector(a: &[f32], x: &[f32], c: &mut [f32], k: usize, threa
         mv_rows(a, x, c, k);
         return;
     }
-    let rows_per_task = m.div_ceil(threads).next_multiple_of(ROWS);
+    let rows_per_task = m
+        .div_ceil(threads * TASKS_PER_THREAD)
+        .next_multiple_of(ROWS);
     c.par_chunks_mut(rows_per_task)
         .zip(a.par_chunks(rows_per_task * k))
         .for_each(|(c, a)| mv_rows(a, x, c, k));
@@ -48,7 +55,7 @@ pub(crate) fn matrix_vector(a: &[f32], x: &[f32], c: &mut [f32], k: usize, threa
 /// instead, rows cut into pieces, starves the hardware prefetcher: measured at a third of
 /// the speed on 1×4096×4096). So the threads split the *rows* of B, the first adding
 /// into `c` and each other one into a partial row of its own (workspace:
-/// `(threads - 1)·n` floats), summed at the end. When B has too few rows to split, the
+/// `(4·threads - 1)·n` floats at most), summed at the end. When B has too few rows to split, the
 /// threads split the columns of `c` instead.
 pub(crate) fn vector_matrix(x: &[f32], b: &[f32], c: &mut [f32], n: usize, threads: usize) {
     debug_assert_eq!(b.len(), x.len() * n);
@@ -58,8 +65,10 @@ pub(crate) fn vector_matrix(x: &[f32], b: &[f32], c: &mut [f32], n: usize, threa
         vm_cols(x, b, c, n, 0);
         return;
     }
-    if k >= threads * 4 * ROWS {
-        let rows_per_task = k.div_ceil(threads).next_multiple_of(ROWS);
+    if k >= threads * TASKS_PER_THREAD * 4 * ROWS {
+        let rows_per_task = k
+            .div_ceil(threads * TASKS_PER_THREAD)
+            .next_multiple_of(ROWS);
         let tasks = k.div_ceil(rows_per_task);
         let mut partials = vec![0.0f32; (tasks - 1) * n];
         let outs: Vec<&mut [f32]> = std::iter::once(&mut *c)
