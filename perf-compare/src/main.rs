@@ -4,14 +4,13 @@
 //! For each shape every library runs once to warm up (and its result is checked), then
 //! the libraries take turns, each round starting with the next library, so a burst of
 //! load from another process hits all of them alike. A turn sleeps `--pause-ms`
-//! (default 150 ms: the previous library's threads stop spinning; OpenBLAS's spin about
-//! 0.1 s after a call), makes one untimed call, then times a burst of about 50 ms of
+//! (default 150 ms: the previous library's threads stop spinning; OpenBLAS's busy-wait
+//! for a while after a call), makes one untimed call, then times a burst of about 50 ms of
 //! calls. It prints best and median GFLOPS per library over all timed calls.
 //!
 //! Shapes are written `m×k×n` (C is m×n, A m×k, B k×n), the order of
 //! `metal_matmul::Shape`. For the vector shapes the OpenBLAS column is `cblas_sgemv`,
-//! the routine a BLAS caller uses for them (newer OpenBLAS forwards such `sgemm` calls
-//! to it as well).
+//! the routine a BLAS caller uses for them.
 //!
 //! ```text
 //! cargo run --release --manifest-path perf-compare/Cargo.toml -- [--threads 1,2]
@@ -252,8 +251,8 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
         let rounds = ((opts.budget.as_secs_f64() / round) as usize).clamp(3, opts.reps.max(3));
         for round in 0..rounds {
             // Each round starts with a different library. A turn begins with a pause,
-            // so the previous library's threads stop spinning (OpenBLAS's spin about
-            // 0.1 s after a call and would steal a core from whoever runs next), then
+            // so the previous library's threads stop spinning (OpenBLAS's busy-wait
+            // for a while after a call and would steal a core from whoever runs next), then
             // one untimed call wakes this library's threads, then a burst of timed
             // calls (about 50 ms of them) measures it hot.
             let count = libs.len();
