@@ -1,5 +1,7 @@
 //! Every error path of the safe API that can run on any machine.
 
+mod common;
+
 use metal_matmul::{
     Backend, BackendChoice, BackendKind, CpuBackend, Error, MatmulOptions, MetalBackend,
     MetalStatus, Method, Shape,
@@ -83,72 +85,7 @@ fn metal_methods_are_refused_by_the_cpu() {
 
 #[test]
 fn non_finite_inputs_and_outputs_are_reported_when_asked() {
-    let cpu = CpuBackend::new().unwrap();
-    let options = MatmulOptions {
-        check_finite: true,
-        ..MatmulOptions::default()
-    };
-    let mut c = [0.0; 4];
-    let err = cpu
-        .matmul_with(
-            &[1.0, f32::NAN, 3.0, 4.0],
-            &[1.0; 4],
-            &mut c,
-            Shape::square(2),
-            &options,
-        )
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::NonFinite {
-            operand: "A",
-            index: 1,
-            row: 0,
-            col: 1
-        }
-    );
-    let err = cpu
-        .matmul_with(
-            &[1.0; 4],
-            &[1.0, 1.0, f32::NEG_INFINITY, 1.0],
-            &mut c,
-            Shape::square(2),
-            &options,
-        )
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::NonFinite {
-            operand: "B",
-            index: 2,
-            row: 1,
-            col: 0
-        }
-    );
-    // Finite inputs whose product overflows f32.
-    let err = cpu
-        .matmul_with(
-            &[f32::MAX; 4],
-            &[f32::MAX; 4],
-            &mut c,
-            Shape::square(2),
-            &options,
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::NonFinite { operand: "C", .. }),
-        "{err}"
-    );
-    // Without the option the same call succeeds and the caller sees infinity.
-    cpu.matmul_with(
-        &[f32::MAX; 4],
-        &[f32::MAX; 4],
-        &mut c,
-        Shape::square(2),
-        &MatmulOptions::default(),
-    )
-    .unwrap();
-    assert!(c.iter().all(|v| v.is_infinite()));
+    common::assert_detects_non_finite(&CpuBackend::new().unwrap());
 }
 
 #[test]

@@ -232,65 +232,7 @@ fn non_finite_values_are_detected() {
     let Some(backend) = metal_or_skip("non_finite_values_are_detected") else {
         return;
     };
-    let checked = MatmulOptions {
-        check_finite: true,
-        ..MatmulOptions::default()
-    };
-    let mut c = [0.0; 4];
-    let err = backend
-        .matmul_with(
-            &[1.0, f32::NAN, 3.0, 4.0],
-            &[1.0; 4],
-            &mut c,
-            Shape::square(2),
-            &checked,
-        )
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::NonFinite {
-            operand: "A",
-            index: 1,
-            row: 0,
-            col: 1
-        }
-    );
-    let err = backend
-        .matmul_with(
-            &[1.0; 4],
-            &[1.0, 2.0, f32::INFINITY, 4.0],
-            &mut c,
-            Shape::square(2),
-            &checked,
-        )
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::NonFinite {
-                operand: "B",
-                index: 2,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    // Finite inputs whose product overflows f32: caught in C, on every method.
-    for method in backend.methods() {
-        let options = MatmulOptions { method, ..checked };
-        let err = backend
-            .matmul_with(&[1e30; 4], &[1e30; 4], &mut c, Shape::square(2), &options)
-            .unwrap_err();
-        assert!(
-            matches!(err, Error::NonFinite { operand: "C", .. }),
-            "{method}: {err:?}"
-        );
-    }
-    // Without the check the same product is returned as computed.
-    backend
-        .matmul_into(&[1e30; 4], &[1e30; 4], &mut c, Shape::square(2))
-        .unwrap();
-    assert!(c.iter().all(|v| v.is_infinite()));
+    common::assert_detects_non_finite(&backend);
 }
 
 #[test]

@@ -123,3 +123,67 @@ impl Drop for AlignedF32 {
         unsafe { dealloc(self.ptr.as_ptr().cast(), self.layout) };
     }
 }
+
+/// Checks that `backend` reports NaN and infinity with `check_finite`: in A and in B
+/// before the work, and in C (finite inputs whose product overflows f32) after it, with
+/// the automatic method and every method the backend can force; and that without the
+/// check the overflowed product is returned as computed.
+pub fn assert_detects_non_finite(backend: &dyn metal_matmul::Backend) {
+    use metal_matmul::{Error, MatmulOptions, Method, Shape};
+    let checked = MatmulOptions {
+        check_finite: true,
+        ..MatmulOptions::default()
+    };
+    let square = Shape::square(2);
+    let mut c = [0.0; 4];
+    let err = backend
+        .matmul_with(
+            &[1.0, f32::NAN, 3.0, 4.0],
+            &[1.0; 4],
+            &mut c,
+            square,
+            &checked,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::NonFinite {
+            operand: "A",
+            index: 1,
+            row: 0,
+            col: 1
+        }
+    );
+    let err = backend
+        .matmul_with(
+            &[1.0; 4],
+            &[1.0, 1.0, f32::NEG_INFINITY, 1.0],
+            &mut c,
+            square,
+            &checked,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::NonFinite {
+            operand: "B",
+            index: 2,
+            row: 1,
+            col: 0
+        }
+    );
+    for method in std::iter::once(Method::Auto).chain(backend.methods()) {
+        let options = MatmulOptions { method, ..checked };
+        let err = backend
+            .matmul_with(&[1e30; 4], &[1e30; 4], &mut c, square, &options)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::NonFinite { operand: "C", .. }),
+            "{method}: {err:?}"
+        );
+    }
+    backend
+        .matmul_into(&[1e30; 4], &[1e30; 4], &mut c, square)
+        .unwrap();
+    assert!(c.iter().all(|v| v.is_infinite()), "{c:?}");
+}
