@@ -17,9 +17,8 @@
 mod gemv;
 mod info;
 mod permits;
+mod tasks;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use faer::linalg::matmul::matmul;
@@ -133,37 +132,12 @@ impl CpuBackend {
             .m
             .div_ceil(threads * SPLIT_BLOCKS_PER_THREAD)
             .next_multiple_of(16);
-        // Each block's slices behind a lock that is taken exactly once, by the thread
-        // that claimed the block: uncontended, and safe code throughout.
-        let blocks: Vec<Mutex<Option<RowBlock<'_>>>> = c
-            .chunks_mut(rows * shape.n)
-            .zip(a.chunks(rows * shape.k))
-            .map(|block| Mutex::new(Some(block)))
-            .collect();
-        let next = AtomicUsize::new(0);
-        let work = || {
-            while let Some(slot) = blocks.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Some((c, a)) = taken {
-                    let part = Shape::new(c.len() / shape.n, shape.k, shape.n);
-                    gemm(a, b, c, part, Par::Seq);
-                }
-            }
-        };
-        if shape.flops() < CALLER_JOINS_MAX_FLOPS {
-            self.pool.in_place_scope(|scope| {
-                for _ in 1..threads {
-                    scope.spawn(|_| work());
-                }
-                work();
-            });
-        } else {
-            self.pool.scope(|scope| {
-                for _ in 0..threads {
-                    scope.spawn(|_| work());
-                }
-            });
-        }
+        let blocks = c.chunks_mut(rows * shape.n).zip(a.chunks(rows * shape.k));
+        let caller_joins = shape.flops() < CALLER_JOINS_MAX_FLOPS;
+        tasks::run(&self.pool, threads, caller_joins, blocks, |(c, a)| {
+            let part = Shape::new(c.len() / shape.n, shape.k, shape.n);
+            gemm(a, b, c, part, Par::Seq);
+        });
     }
 }
 
@@ -189,9 +163,6 @@ fn split_rows(shape: Shape, threads: usize) -> bool {
 /// Below this many floating-point operations (about 1 ms on one core) the calling
 /// thread works on a row-split product itself; see [`CpuBackend::gemm_row_blocks`].
 const CALLER_JOINS_MAX_FLOPS: f64 = 1.0e8;
-
-/// One row block of [`CpuBackend::gemm_row_blocks`]: its rows of C and of A.
-type RowBlock<'a> = (&'a mut [f32], &'a [f32]);
 
 /// The longest inner dimension [`split_rows`] accepts.
 const SPLIT_MAX_K: usize = 512;
