@@ -13,8 +13,11 @@ use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape};
 const THREADS: usize = 8;
 const CALLS_PER_THREAD: usize = 40;
 
-/// Shapes of every kind: tiny, tile multiples and not, thin, wide, rectangular.
-const SHAPES: [Shape; 10] = [
+/// Shapes of every kind: tiny, tile multiples and not, thin, wide, rectangular, and (the
+/// last four) products the CPU backend gives two threads when a caller is alone: its
+/// row-block split, faer's own split (k > 512), and both vector kernels. Under load they
+/// are given one thread or two depending on who waits.
+const SHAPES: [Shape; 14] = [
     Shape::new(1, 1, 1),
     Shape::new(2, 2, 2),
     Shape::new(3, 5, 7),
@@ -25,6 +28,10 @@ const SHAPES: [Shape; 10] = [
     Shape::new(1, 200, 1),
     Shape::new(50, 70, 30),
     Shape::new(96, 96, 96),
+    Shape::new(130, 100, 310),
+    Shape::new(48, 600, 160),
+    Shape::new(1, 300, 500),
+    Shape::new(400, 330, 1),
 ];
 
 /// Runs the load on `backend`, cycling through `methods` per call; returns the calls made.
@@ -64,6 +71,9 @@ fn hammer(backend: &dyn Backend, methods: &[Method]) -> usize {
 #[test]
 fn cpu_backend_under_eight_threads() {
     let backend = CpuBackend::with_threads(2).unwrap();
+    for &shape in &SHAPES[SHAPES.len() - 4..] {
+        assert_eq!(backend.threads_for(shape), 2, "{shape}");
+    }
     assert_eq!(
         hammer(&backend, &[Method::Auto]),
         THREADS * CALLS_PER_THREAD

@@ -9,10 +9,12 @@
 //! and micro-kernels dispatch at run time to the widest SIMD the CPU has.
 //!
 //! Each backend owns a rayon pool of its worker threads. A product worth several
-//! threads runs on that pool, admitted through [`permits`] one at a time (it uses every
-//! worker it asks for, so concurrent callers queue instead of interleaving their jobs
-//! on the same workers); a product worth one thread runs on its caller's thread, where
-//! waiting for a hand-off would cost more than the product.
+//! threads is admitted through [`permits`], which bound the threads computing at once
+//! to the workers: a caller alone gets every thread its product is worth and runs on
+//! the pool; callers queued together share the threads out, down to one each, and a
+//! call given one thread runs on its caller's thread. A product worth one thread runs
+//! on its caller's thread at once, where waiting for a hand-off would cost more than
+//! the product.
 
 mod gemv;
 mod info;
@@ -215,25 +217,27 @@ impl Backend for CpuBackend {
         }
         if shape.is_degenerate() {
             c.fill(0.0);
-        } else if is_vector_shape(shape) {
-            let threads = self.threads_for(shape);
-            let _held = (threads > 1).then(|| self.permits.acquire(threads));
-            let mut run = || {
-                if shape.n == 1 {
-                    gemv::matrix_vector(a, b, c, shape.k, threads);
-                } else {
-                    gemv::vector_matrix(a, b, c, shape.n, threads);
-                }
-            };
-            if threads == 1 {
-                run()
-            } else {
-                self.pool.install(run)
-            }
         } else {
-            let threads = self.threads_for(shape);
-            let _held = (threads > 1).then(|| self.permits.acquire(threads));
-            if threads == 1 {
+            // Products worth several threads are admitted through the permits, which
+            // may give fewer threads than asked when other callers wait (see
+            // [`permits`]); one thread runs on this caller's thread.
+            let want = self.threads_for(shape);
+            let held = (want > 1).then(|| self.permits.acquire(want));
+            let threads = held.as_ref().map_or(1, permits::Held::count);
+            if is_vector_shape(shape) {
+                let mut run = || {
+                    if shape.n == 1 {
+                        gemv::matrix_vector(a, b, c, shape.k, threads);
+                    } else {
+                        gemv::vector_matrix(a, b, c, shape.n, threads);
+                    }
+                };
+                if threads == 1 {
+                    run()
+                } else {
+                    self.pool.install(run)
+                }
+            } else if threads == 1 {
                 gemm(a, b, c, shape, Par::Seq);
             } else if split_rows(shape, threads) {
                 self.gemm_row_blocks(a, b, c, shape, threads);
@@ -241,6 +245,7 @@ impl Backend for CpuBackend {
                 self.pool
                     .install(|| gemm(a, b, c, shape, Par::rayon(threads)));
             }
+            drop(held);
         }
         if options.check_finite {
             check_finite("C", c, shape.n)?;

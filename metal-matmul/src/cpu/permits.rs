@@ -1,29 +1,46 @@
-//! Admission of concurrent calls to the backend's pool: at most as many threads
-//! computing there as the backend has workers, whoever calls.
+//! Admission of concurrent calls to the backend's threads: at most as many threads
+//! computing as the backend has workers, whoever calls.
 //!
 //! Without admission, concurrent callers interleave their jobs on the same workers, so
 //! one call's threads wait on another's (measured: 8 callers of 4096×64×4096 on 2
-//! cores reached about half of one caller's throughput). Each call takes as many
-//! permits as threads it uses, from `threads` permits in all, first come first served,
-//! so a call asking for every thread is never overtaken forever by smaller ones.
+//! cores reached about half of one caller's throughput). Each call takes permits for
+//! the threads it uses, from `total` permits in all, first come first served, so a call
+//! is never overtaken forever.
+//!
+//! How many a call takes depends on who else waits: a caller alone gets every thread
+//! its product is worth; when others queue behind it, the threads are shared out, down
+//! to one each. A call with one permit runs on its caller's thread with no hand-off and
+//! no synchronisation at all, so under load the backend becomes `total` one-thread
+//! products side by side, the most throughput the cores give (8 callers of a 0.2 ms
+//! product: see the `8 callers` column in docs/PERFORMANCE.md).
+//!
+//! Waiting callers park, and only the head of the queue is woken when permits come
+//! back: waking every waiter on every release (a condition variable's `notify_all`)
+//! costs each of them a context switch per release, a fifth of a 0.3 ms product's
+//! time with 8 callers on 2 cores.
 //!
 //! Products worth one thread do not come here: they run on the caller's thread, since
 //! parking and waking a caller (several microseconds) costs more than a 64³ product.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread::Thread;
 
 #[derive(Debug)]
 struct State {
     free: usize,
     next_ticket: u64,
     serving: u64,
+    /// The callers waiting, in ticket order: the front is the next to be served.
+    waiting: VecDeque<Thread>,
 }
 
-/// A first-come-first-served counting semaphore.
+/// A first-come-first-served counting semaphore that shares its permits out among the
+/// callers waiting for them.
 #[derive(Debug)]
 pub(super) struct Permits {
+    total: usize,
     state: Mutex<State>,
-    changed: Condvar,
 }
 
 /// Permits held by one call, given back on drop (also when the call unwinds).
@@ -33,42 +50,60 @@ pub(super) struct Held<'a> {
     count: usize,
 }
 
+impl Held<'_> {
+    /// How many permits this call holds: the threads it may use.
+    pub(super) fn count(&self) -> usize {
+        self.count
+    }
+}
+
 impl Permits {
-    /// `total` permits, all free.
+    /// `total` permits (at least 1), all free.
     pub(super) fn new(total: usize) -> Self {
         Self {
+            total: total.max(1),
             state: Mutex::new(State {
-                free: total,
+                free: total.max(1),
                 next_ticket: 0,
                 serving: 0,
+                waiting: VecDeque::new(),
             }),
-            changed: Condvar::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is a few counters updated atomically under the lock: a panic
-        // elsewhere cannot leave it half-written, so a poisoned lock is still sound.
+        // The state is counters and a queue, each update finished under the lock: a
+        // panic elsewhere cannot leave it half-written, so a poisoned lock is still sound.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for this caller's turn and `count` free permits (`count` must not exceed
-    /// the total), then takes them.
-    pub(super) fn acquire(&self, count: usize) -> Held<'_> {
+    /// Waits for this caller's turn and a free permit, then takes between 1 and `want`
+    /// permits: `want` when this caller is alone, else its share of the total among
+    /// the callers queued (itself included), never more than are free.
+    pub(super) fn acquire(&self, want: usize) -> Held<'_> {
+        let want = want.clamp(1, self.total);
         let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        while state.serving != ticket || state.free < count {
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+        if state.serving != ticket || state.free == 0 {
+            state.waiting.push_back(std::thread::current());
+            while state.serving != ticket || state.free == 0 {
+                drop(state);
+                // Woken by `wake_next` when this caller reaches the front and a
+                // permit is free; a spurious or stale wake-up just loops.
+                std::thread::park();
+                state = self.lock();
+            }
+            // Tickets are handed out and queued under the same lock, so the front of
+            // the queue is the caller being served: this one.
+            state.waiting.pop_front();
         }
+        let queued = usize::try_from(state.next_ticket - ticket).unwrap_or(usize::MAX);
+        let share = (self.total / queued).max(1);
+        let count = want.min(share).min(state.free);
         state.serving += 1;
         state.free -= count;
-        drop(state);
-        // The next ticket may already fit in what is left.
-        self.changed.notify_all();
+        wake_next(&state);
         Held {
             permits: self,
             count,
@@ -76,10 +111,20 @@ impl Permits {
     }
 }
 
+/// Wakes the caller at the front of the queue if a permit is free for it.
+fn wake_next(state: &State) {
+    if state.free > 0
+        && let Some(next) = state.waiting.front()
+    {
+        next.unpark();
+    }
+}
+
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.permits.lock().free += self.count;
-        self.permits.changed.notify_all();
+        let mut state = self.permits.lock();
+        state.free += self.count;
+        wake_next(&state);
     }
 }
 
@@ -97,19 +142,92 @@ mod tests {
             for i in 0..8 {
                 let (permits, in_use, peak) = (&permits, &in_use, &peak);
                 s.spawn(move || {
-                    for _ in 0..50 {
-                        let want = 1 + (i % 2);
-                        let _held = permits.acquire(want);
-                        let now = in_use.fetch_add(want, Ordering::SeqCst) + want;
+                    for _ in 0..200 {
+                        let held = permits.acquire(1 + (i % 2));
+                        let got = held.count();
+                        assert!((1..=2).contains(&got));
+                        let now = in_use.fetch_add(got, Ordering::SeqCst) + got;
                         peak.fetch_max(now, Ordering::SeqCst);
                         std::thread::yield_now();
-                        in_use.fetch_sub(want, Ordering::SeqCst);
+                        in_use.fetch_sub(got, Ordering::SeqCst);
                     }
                 });
             }
         });
         assert!(peak.load(Ordering::SeqCst) <= 2);
         assert!(peak.load(Ordering::SeqCst) >= 1);
-        assert_eq!(permits.lock().free, 2);
+        let state = permits.lock();
+        assert_eq!(state.free, 2);
+        assert!(state.waiting.is_empty());
+    }
+
+    #[test]
+    fn a_caller_alone_gets_what_it_wants() {
+        let permits = Permits::new(4);
+        assert_eq!(permits.acquire(3).count(), 3);
+        assert_eq!(permits.acquire(9).count(), 4);
+        let first = permits.acquire(2);
+        // Two are still free; a second caller while the first holds its permits is
+        // alone in the queue and gets both.
+        assert_eq!(permits.acquire(4).count(), 2);
+        drop(first);
+        assert_eq!(permits.lock().free, 4);
+    }
+
+    /// Holds every permit until `waiters` callers wanting `want` have queued, then
+    /// releases them and returns what each was given, in queue order.
+    fn queue_then_release(total: usize, waiters: usize, want: usize) -> Vec<usize> {
+        let permits = Permits::new(total);
+        let held = permits.acquire(total);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            for i in 0..waiters {
+                let (permits, tx) = (&permits, tx.clone());
+                s.spawn(move || {
+                    let got = permits.acquire(want);
+                    tx.send((i, got.count())).unwrap();
+                    // Hold on until every waiter has been served.
+                    while permits.lock().serving < 1 + waiters as u64 {
+                        std::thread::yield_now();
+                    }
+                });
+                // Queue them one by one, so waiter i holds ticket i + 1.
+                while permits.lock().waiting.len() < i + 1 {
+                    std::thread::yield_now();
+                }
+            }
+            drop(held);
+        });
+        let mut got: Vec<(usize, usize)> = rx.try_iter().collect();
+        got.sort_unstable();
+        got.into_iter().map(|(_, count)| count).collect()
+    }
+
+    #[test]
+    fn queued_callers_share_the_permits() {
+        // Two callers queued behind a holder of both permits: the first is served
+        // while the second waits behind it, so it takes its share, one; the second is
+        // then alone and takes the one left.
+        assert_eq!(queue_then_release(2, 2, 2), [1, 1]);
+        // Eight permits among three queued callers wanting eight, each holding on
+        // until all are served: 2 (8 / 3 queued), then 4 (8 / 2), then, alone, the
+        // 2 left.
+        assert_eq!(queue_then_release(8, 3, 8), [2, 4, 2]);
+    }
+
+    #[test]
+    fn a_waiting_caller_is_woken_when_permits_return() {
+        let permits = Permits::new(1);
+        let held = permits.acquire(1);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| permits.acquire(1).count());
+            // Let the waiter queue up, then give the permit back.
+            while permits.lock().waiting.is_empty() {
+                std::thread::yield_now();
+            }
+            drop(held);
+            assert_eq!(waiter.join().unwrap(), 1);
+        });
+        assert_eq!(permits.lock().free, 1);
     }
 }
