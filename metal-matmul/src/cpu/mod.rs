@@ -1,6 +1,8 @@
 //! The CPU backend: multithreaded f32 GEMM through faer, on every platform.
 //!
-//! General shapes go to faer; the vector shapes (`m == 1` or `n == 1`) to the
+//! General shapes go to faer, except a band of one-thread shapes on Intel CPUs with
+//! AVX-512 where faer was measured far below OpenBLAS, which go to our own [`blocked`]
+//! kernel (see [`use_blocked`]); the vector shapes (`m == 1` or `n == 1`) go to the
 //! streaming kernels in [`gemv`], because packing a vector costs more than the product.
 //!
 //! faer was chosen by measurement against OpenBLAS, gemm and matrixmultiply (see the
@@ -16,6 +18,7 @@
 //! on its caller's thread at once, where waiting for a hand-off would cost more than
 //! the product.
 
+mod blocked;
 mod gemv;
 mod info;
 mod permits;
@@ -53,6 +56,8 @@ pub struct CpuBackend {
     threads: usize,
     max_dim: usize,
     info: CpuInfo,
+    /// Whether the CPU is Intel's (see [`use_blocked`]).
+    intel: bool,
 }
 
 impl CpuBackend {
@@ -72,6 +77,7 @@ impl CpuBackend {
         if threads == 0 {
             return Err(Error::invalid("the CPU backend needs at least one thread"));
         }
+        let info = CpuInfo::detect();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("fxn-cpu-{i}"))
@@ -85,7 +91,8 @@ impl CpuBackend {
             permits: permits::Permits::new(threads),
             threads,
             max_dim: DEFAULT_MAX_DIM,
-            info: CpuInfo::detect(),
+            intel: info.model.contains("Intel"),
+            info,
         })
     }
 
@@ -138,8 +145,20 @@ impl CpuBackend {
         let caller_joins = shape.flops() < CALLER_JOINS_MAX_FLOPS;
         tasks::run(&self.pool, threads, caller_joins, blocks, |(c, a)| {
             let part = Shape::new(c.len() / shape.n, shape.k, shape.n);
-            gemm(a, b, c, part, Par::Seq);
+            self.gemm_one_thread(a, b, c, part);
         });
+    }
+}
+
+impl CpuBackend {
+    /// `C = A·B` on the calling thread: through the blocked kernel in its band (see
+    /// [`use_blocked`]), through faer elsewhere.
+    fn gemm_one_thread(&self, a: &[f32], b: &[f32], c: &mut [f32], shape: Shape) {
+        if use_blocked(shape, self.intel) {
+            blocked::gemm(a, b, c, shape.m, shape.k, shape.n);
+        } else {
+            gemm(a, b, c, shape, Par::Seq);
+        }
     }
 }
 
@@ -175,6 +194,23 @@ const SPLIT_BLOCKS_PER_THREAD: usize = 4;
 
 /// The fewest rows of C per thread [`split_rows`] accepts (127×257×513 qualifies).
 const SPLIT_MIN_ROWS: usize = 60;
+
+/// Whether a one-thread GEMM takes the [`blocked`] AVX-512 kernel instead of faer: on
+/// Intel CPUs with AVX-512, in the region where faer 0.24's AVX-512 path (its
+/// `private-gemm-x86` blocking) was measured to lose 30–45%: C rows of 768 to 1023
+/// columns, an inner dimension of 512 or more, and fewer than 1024 rows. 1000³ there:
+/// 52–65 GFLOPS through faer, 80–100 through the blocked kernel, OpenBLAS 107–118
+/// (one thread, interleaved best of 7–25, Intel Xeon with AVX-512 under KVM). Outside
+/// that region faer was as fast or faster (by 3–15% on 256³, 1024³ and k = 256 shapes),
+/// and on AMD Zen 4 it showed no such loss (1000³ at 105 GFLOPS, OpenBLAS 101), so
+/// those stay with faer. `cpu_intel` is whether the CPU's vendor is Intel.
+fn use_blocked(shape: Shape, cpu_intel: bool) -> bool {
+    cpu_intel
+        && blocked::available()
+        && (64..1024).contains(&shape.m)
+        && shape.k >= 512
+        && (768..1024).contains(&shape.n)
+}
 
 /// True for matrix × vector (`n == 1`) and vector × matrix (`m == 1`), which take the
 /// streaming kernels instead of the GEMM.
@@ -238,7 +274,7 @@ impl Backend for CpuBackend {
                     self.pool.install(run)
                 }
             } else if threads == 1 {
-                gemm(a, b, c, shape, Par::Seq);
+                self.gemm_one_thread(a, b, c, shape);
             } else if split_rows(shape, threads) {
                 self.gemm_row_blocks(a, b, c, shape, threads);
             } else {
@@ -277,6 +313,34 @@ mod tests {
         let one = CpuBackend::with_threads(1).unwrap();
         assert_eq!(one.threads_for(Shape::square(4096)), 1);
         assert!(CpuBackend::with_threads(0).is_err());
+    }
+
+    #[test]
+    fn the_blocked_band_matches_the_reference() {
+        // One thread, shapes inside and at the edges of the band `use_blocked` sends to
+        // the blocked kernel (on an Intel CPU with AVX-512; faer elsewhere).
+        let cpu = CpuBackend::with_threads(1).unwrap();
+        let shapes = [
+            Shape::new(100, 520, 800),
+            Shape::new(64, 512, 768),
+            Shape::new(1023, 700, 1023),
+        ];
+        for shape in shapes {
+            assert!(use_blocked(shape, true) == blocked::available(), "{shape}");
+            let a: Vec<f32> = (0..shape.m * shape.k)
+                .map(|i| ((i * 7 % 13) as f32) - 6.0)
+                .collect();
+            let b: Vec<f32> = (0..shape.k * shape.n)
+                .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
+                .collect();
+            let mut c = vec![f32::NAN; shape.m * shape.n];
+            cpu.matmul_into(&a, &b, &mut c, shape).unwrap();
+            verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
+                .unwrap_or_else(|e| panic!("{shape}: {e}"));
+        }
+        assert!(!use_blocked(Shape::new(1000, 1000, 1024), true));
+        assert!(!use_blocked(Shape::new(1000, 256, 1000), true));
+        assert!(!use_blocked(Shape::new(1000, 1000, 1000), false));
     }
 
     #[test]

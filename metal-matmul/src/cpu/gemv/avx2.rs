@@ -5,10 +5,9 @@
 //! `is_x86_feature_detected!` before calling.
 //!
 //! The public entry points are thin `#[target_feature]` wrappers around
-//! `#[inline(always)]` bodies, which then compile with AVX2 and FMA. The bodies call the
-//! intrinsics inside `unsafe` blocks, which keeps the code valid on Rust 1.85 (the
-//! workspace's minimum, before intrinsics became safe inside `#[target_feature]`
-//! functions) without blocks that newer compilers would flag as unneeded.
+//! `#[inline(always)]` bodies, which then compile with AVX2 and FMA. The bodies are
+//! `unsafe fn`s without the attribute, so their intrinsics sit in `unsafe` blocks that
+//! no compiler flags as unneeded.
 
 use std::arch::x86_64::{
     __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
