@@ -255,10 +255,17 @@ impl Backend for CpuBackend {
             c.fill(0.0);
         } else {
             // Products worth several threads are admitted through the permits, which
-            // may give fewer threads than asked when other callers wait (see
-            // [`permits`]); one thread runs on this caller's thread.
+            // may give a GEMM fewer threads than asked when other callers wait (see
+            // [`permits`]); the memory-bound vector shapes wait for all of theirs.
+            // One thread runs on this caller's thread.
             let want = self.threads_for(shape);
-            let held = (want > 1).then(|| self.permits.acquire(want));
+            let held = (want > 1).then(|| {
+                if is_vector_shape(shape) {
+                    self.permits.acquire_all(want)
+                } else {
+                    self.permits.acquire(want)
+                }
+            });
             let threads = held.as_ref().map_or(1, permits::Held::count);
             if is_vector_shape(shape) {
                 let mut run = || {

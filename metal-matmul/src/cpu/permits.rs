@@ -4,12 +4,14 @@
 //! Without admission, concurrent callers interleave their jobs on the same workers, so
 //! one call's threads wait on another's (measured: 8 callers of 4096×64×4096 on 2
 //! cores reached about half of one caller's throughput). Each call takes permits for
-//! the threads it uses, from `total` permits in all, first come first served, so a call
-//! is never overtaken forever.
+//! the threads it uses, from `total` permits in all. Waiting callers are served in
+//! turn; a newcomer may take a free permit ahead of them only until the first has
+//! waited [`HANDOFF_AFTER`], so no call is overtaken for long.
 //!
 //! How many a call takes depends on who else waits: a caller alone gets every thread
 //! its product is worth; when others queue behind it, the threads are shared out, down
-//! to one each. A call with one permit runs on its caller's thread with no hand-off and
+//! to one each (the memory-bound vector shapes, which gain nothing from that, wait for
+//! all of theirs). A call with one permit runs on its caller's thread with no hand-off and
 //! no synchronisation at all, so under load the backend becomes `total` one-thread
 //! products side by side, the most throughput the cores give (8 callers of a 0.2 ms
 //! product: see the `8 callers` column in docs/PERFORMANCE.md).
@@ -25,6 +27,7 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 struct State {
@@ -32,7 +35,17 @@ struct State {
     next_ticket: u64,
     serving: u64,
     /// The callers waiting, in ticket order: the front is the next to be served.
-    waiting: VecDeque<Thread>,
+    waiting: VecDeque<Waiter>,
+}
+
+/// A caller waiting for permits.
+#[derive(Debug)]
+struct Waiter {
+    thread: Thread,
+    /// When it started waiting.
+    since: Instant,
+    /// The fewest permits it can start with.
+    least: usize,
 }
 
 /// A first-come-first-served counting semaphore that shares its permits out among the
@@ -77,31 +90,63 @@ impl Permits {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for this caller's turn and a free permit, then takes between 1 and `want`
-    /// permits: `want` when this caller is alone, else its share of the total among
-    /// the callers queued (itself included), never more than are free.
+    /// Takes between 1 and `want` permits, waiting for them if needed: `want` when this
+    /// caller is alone, else its share of the total among the callers waiting (itself
+    /// included), never more than are free.
+    ///
+    /// A caller finding a permit free takes it at once, even with others queued, as
+    /// long as the queue's head has waited less than [`HANDOFF_AFTER`]; after that,
+    /// newcomers queue and the head is served next. Strict turns would make every
+    /// call under load a hand-off to a parked thread (a context switch and caches
+    /// refilled for each product); taking turns after a bounded delay keeps the cores
+    /// on the threads already running while no caller waits long.
     pub(super) fn acquire(&self, want: usize) -> Held<'_> {
+        self.take(want, 1)
+    }
+
+    /// Takes exactly `want` permits (at most the total), waiting for them: for
+    /// memory-bound products, which gain nothing from being shared out (two one-thread
+    /// vector products side by side stream no faster than one on two threads, and were
+    /// measured slower). Turns and the hand-off delay are as for [`Permits::acquire`].
+    pub(super) fn acquire_all(&self, want: usize) -> Held<'_> {
         let want = want.clamp(1, self.total);
+        self.take(want, want)
+    }
+
+    /// Takes between `least` and `want` permits once at least `least` are free.
+    fn take(&self, want: usize, least: usize) -> Held<'_> {
+        let want = want.clamp(1, self.total);
+        let least = least.clamp(1, want);
         let mut state = self.lock();
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        if state.serving != ticket || state.free == 0 {
-            state.waiting.push_back(std::thread::current());
-            while state.serving != ticket || state.free == 0 {
+        let now = Instant::now();
+        let may_take_now = state.free >= least
+            && state
+                .waiting
+                .front()
+                .is_none_or(|head| now.duration_since(head.since) < HANDOFF_AFTER);
+        if !may_take_now {
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.waiting.push_back(Waiter {
+                thread: std::thread::current(),
+                since: now,
+                least,
+            });
+            while state.serving != ticket || state.free < least {
                 drop(state);
-                // Woken by `wake_next` when this caller reaches the front and a
-                // permit is free; a spurious or stale wake-up just loops.
+                // Woken by `wake_next` whenever permits come back while this caller
+                // is at the front; a spurious or stale wake-up, or permits taken
+                // first by a newcomer, just loops.
                 std::thread::park();
                 state = self.lock();
             }
             // Tickets are handed out and queued under the same lock, so the front of
             // the queue is the caller being served: this one.
             state.waiting.pop_front();
+            state.serving += 1;
         }
-        let queued = usize::try_from(state.next_ticket - ticket).unwrap_or(usize::MAX);
-        let share = (self.total / queued).max(1);
+        let share = (self.total / (state.waiting.len() + 1)).max(least);
         let count = want.min(share).min(state.free);
-        state.serving += 1;
         state.free -= count;
         wake_next(&state);
         Held {
@@ -111,12 +156,17 @@ impl Permits {
     }
 }
 
-/// Wakes the caller at the front of the queue if a permit is free for it.
+/// How long the caller at the front of the queue may be passed over by callers that
+/// find a permit free; see [`Permits::acquire`]. About three 256³ products on one
+/// thread.
+const HANDOFF_AFTER: Duration = Duration::from_millis(1);
+
+/// Wakes the caller at the front of the queue if enough permits are free for it.
 fn wake_next(state: &State) {
-    if state.free > 0
-        && let Some(next) = state.waiting.front()
+    if let Some(next) = state.waiting.front()
+        && state.free >= next.least
     {
-        next.unpark();
+        next.thread.unpark();
     }
 }
 
@@ -187,11 +237,12 @@ mod tests {
                     let got = permits.acquire(want);
                     tx.send((i, got.count())).unwrap();
                     // Hold on until every waiter has been served.
-                    while permits.lock().serving < 1 + waiters as u64 {
+                    while permits.lock().serving < waiters as u64 {
                         std::thread::yield_now();
                     }
                 });
-                // Queue them one by one, so waiter i holds ticket i + 1.
+                // Queue them one by one, so waiter i holds ticket i (the holder took its
+                // permits at once, without a ticket).
                 while permits.lock().waiting.len() < i + 1 {
                     std::thread::yield_now();
                 }
@@ -213,6 +264,46 @@ mod tests {
         // until all are served: 2 (8 / 3 queued), then 4 (8 / 2), then, alone, the
         // 2 left.
         assert_eq!(queue_then_release(8, 3, 8), [2, 4, 2]);
+    }
+
+    #[test]
+    fn acquire_all_waits_for_every_permit_it_wants() {
+        let permits = Permits::new(2);
+        let one = permits.acquire(1);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| permits.acquire_all(2).count());
+            while permits.lock().waiting.is_empty() {
+                std::thread::yield_now();
+            }
+            // One permit is free, but the waiter wants both.
+            assert_eq!(permits.lock().free, 1);
+            drop(one);
+            assert_eq!(waiter.join().unwrap(), 2);
+        });
+        assert_eq!(permits.lock().free, 2);
+    }
+
+    #[test]
+    fn a_long_waiting_caller_is_not_overtaken() {
+        let permits = Permits::new(1);
+        let order = Mutex::new(Vec::new());
+        let held = permits.acquire(1);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _got = permits.acquire(1);
+                order.lock().unwrap().push("waiter");
+            });
+            while permits.lock().waiting.is_empty() {
+                std::thread::yield_now();
+            }
+            // Past the hand-off delay, a permit given back and asked for again at
+            // once goes to the caller that has been waiting.
+            std::thread::sleep(HANDOFF_AFTER * 3);
+            drop(held);
+            let _again = permits.acquire(1);
+            order.lock().unwrap().push("newcomer");
+        });
+        assert_eq!(*order.lock().unwrap(), ["waiter", "newcomer"]);
     }
 
     #[test]
