@@ -73,9 +73,10 @@ pub struct Concurrent {
     pub callers: usize,
     /// Calls each made.
     pub calls_each: usize,
-    /// All their floating-point operations over the wall time, GFLOPS.
+    /// All their floating-point operations over the wall time, GFLOPS: the best of
+    /// [`CONCURRENT_ROUNDS`] rounds.
     pub gflops: f64,
-    /// `gflops` over one caller's median GFLOPS.
+    /// `gflops` over one caller's best GFLOPS.
     pub ratio_to_one_caller: f64,
 }
 
@@ -141,7 +142,7 @@ pub fn run_case(case: &Case, opened: &Opened, settings: &Settings) -> CliResult<
             (&a, &b),
             callers,
             reps.max((0.3 / median_s) as usize),
-            median_gflops,
+            flops / best / 1e9,
         )?),
         None => None,
     };
@@ -179,9 +180,40 @@ fn median(sorted: &[f64]) -> f64 {
     }
 }
 
+/// Rounds of the concurrent measurement; the best is reported, as for one caller, since
+/// load from outside only ever lowers a round's figure.
+pub const CONCURRENT_ROUNDS: usize = 3;
+
 /// `callers` threads each make `calls` calls on the same backend at once (each with its
-/// own C, sharing A and B); their combined throughput is compared with one caller's.
+/// own C, sharing A and B), [`CONCURRENT_ROUNDS`] times; their best combined
+/// throughput is compared with one caller's best.
 fn concurrent(
+    opened: &Opened,
+    case: &Case,
+    (a, b): (&[f32], &[f32]),
+    callers: usize,
+    total_calls: usize,
+    one_caller_gflops: f64,
+) -> CliResult<Concurrent> {
+    let mut best: Option<Concurrent> = None;
+    for _ in 0..CONCURRENT_ROUNDS {
+        let round = concurrent_round(
+            opened,
+            case,
+            (a, b),
+            callers,
+            total_calls,
+            one_caller_gflops,
+        )?;
+        if best.as_ref().is_none_or(|b| round.gflops > b.gflops) {
+            best = Some(round);
+        }
+    }
+    best.ok_or_else(|| CliError::failure("no concurrent round ran"))
+}
+
+/// One round of [`concurrent`].
+fn concurrent_round(
     opened: &Opened,
     case: &Case,
     (a, b): (&[f32], &[f32]),

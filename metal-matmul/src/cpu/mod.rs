@@ -254,18 +254,18 @@ impl Backend for CpuBackend {
         if shape.is_degenerate() {
             c.fill(0.0);
         } else {
-            // Products worth several threads are admitted through the permits, which
-            // may give a GEMM fewer threads than asked when other callers wait (see
-            // [`permits`]); the memory-bound vector shapes wait for all of theirs.
-            // One thread runs on this caller's thread.
+            // Products worth several threads are admitted through the permits (see
+            // [`permits`]): a GEMM takes what is free and, if nothing is, runs on this
+            // caller's thread alone; the memory-bound vector shapes wait for all of
+            // their threads. One thread runs on this caller's thread.
             let want = self.threads_for(shape);
-            let held = (want > 1).then(|| {
-                if is_vector_shape(shape) {
-                    self.permits.acquire_all(want)
-                } else {
-                    self.permits.acquire(want)
-                }
-            });
+            let held = if want == 1 {
+                None
+            } else if is_vector_shape(shape) {
+                Some(self.permits.acquire_all(want))
+            } else {
+                self.permits.try_acquire(want)
+            };
             let threads = held.as_ref().map_or(1, permits::Held::count);
             if is_vector_shape(shape) {
                 let mut run = || {

@@ -1,25 +1,23 @@
-//! Admission of concurrent calls to the backend's threads: at most as many threads
-//! computing as the backend has workers, whoever calls.
+//! Admission of concurrent calls to the backend's pool: never more threads of the pool
+//! computing than it has workers, whoever calls.
 //!
 //! Without admission, concurrent callers interleave their jobs on the same workers, so
 //! one call's threads wait on another's (measured: 8 callers of 4096×64×4096 on 2
-//! cores reached about half of one caller's throughput). Each call takes permits for
-//! the threads it uses, from `total` permits in all. Waiting callers are served in
-//! turn; a newcomer may take a free permit ahead of them only until the first has
-//! waited [`HANDOFF_AFTER`], so no call is overtaken for long.
+//! cores reached about half of one caller's throughput). Each call that uses the pool
+//! holds permits for the threads it uses, from `total` permits in all.
 //!
-//! How many a call takes depends on who else waits: a caller alone gets every thread
-//! its product is worth; when others queue behind it, the threads are shared out, down
-//! to one each (the memory-bound vector shapes, which gain nothing from that, wait for
-//! all of theirs). A call with one permit runs on its caller's thread with no hand-off and
-//! no synchronisation at all, so under load the backend becomes `total` one-thread
-//! products side by side, the most throughput the cores give (8 callers of a 0.2 ms
-//! product: see the `8 callers` column in docs/PERFORMANCE.md).
-//!
-//! Waiting callers park, and only the head of the queue is woken when permits come
-//! back: waking every waiter on every release (a condition variable's `notify_all`)
-//! costs each of them a context switch per release, a fifth of a 0.3 ms product's
-//! time with 8 callers on 2 cores.
+//! - A GEMM takes what is free ([`Permits::try_acquire`]): every thread it is worth
+//!   when it is alone, a share when vector products wait, and when nothing is free it
+//!   runs on its caller's thread alone, at once. Under load every core is then busy
+//!   with one-thread products, which need no hand-off and no synchronisation: 8
+//!   callers of a 0.3 ms product reach as much as one caller on two threads or more,
+//!   where queueing for a turn made every call a hand-off to a parked thread.
+//! - A vector product (memory-bound: two one-thread streams go no faster than one on
+//!   two threads) waits for all its threads ([`Permits::acquire_all`]). Waiting
+//!   callers are served in turn, park, and only the head of the queue is woken when
+//!   permits come back (waking every waiter on every release costs each a context
+//!   switch). A newcomer may take free permits ahead of the queue only until its head
+//!   has waited [`HANDOFF_AFTER`], so no call is overtaken for long.
 //!
 //! Products worth one thread do not come here: they run on the caller's thread, since
 //! parking and waking a caller (several microseconds) costs more than a 64³ product.
@@ -90,24 +88,48 @@ impl Permits {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes between 1 and `want` permits, waiting for them if needed: `want` when this
-    /// caller is alone, else its share of the total among the callers waiting (itself
-    /// included), never more than are free.
+    /// Takes between 1 and `want` permits if one is free now: `want` when no caller
+    /// waits, else this caller's share of the total among the waiting callers and
+    /// itself, never more than are free. `None` when none is free, or when the caller
+    /// at the front of the queue has waited [`HANDOFF_AFTER`] (it goes first).
     ///
-    /// A caller finding a permit free takes it at once, even with others queued, as
-    /// long as the queue's head has waited less than [`HANDOFF_AFTER`]; after that,
-    /// newcomers queue and the head is served next. Strict turns would make every
-    /// call under load a hand-off to a parked thread (a context switch and caches
-    /// refilled for each product); taking turns after a bounded delay keeps the cores
-    /// on the threads already running while no caller waits long.
-    pub(super) fn acquire(&self, want: usize) -> Held<'_> {
+    /// A GEMM that gets `None` runs on its caller's thread alone, at once, instead of
+    /// waiting for a turn: under load every core is then busy with one-thread products,
+    /// the most throughput the cores give, where waiting made every call a hand-off to
+    /// a parked thread (a context switch and caches refilled per product: 8 callers of
+    /// 1000³ on 2 cores reached 0.66 of one caller's throughput). The pool's workers
+    /// still never serve more threads than they are.
+    pub(super) fn try_acquire(&self, want: usize) -> Option<Held<'_>> {
+        let want = want.clamp(1, self.total);
+        let mut state = self.lock();
+        if !may_take_now(&state, 1, Instant::now()) {
+            return None;
+        }
+        let share = (self.total / (state.waiting.len() + 1)).max(1);
+        let count = want.min(share).min(state.free);
+        state.free -= count;
+        wake_next(&state);
+        Some(Held {
+            permits: self,
+            count,
+        })
+    }
+
+    /// Takes between 1 and `want` permits, waiting for them if needed, shared out as
+    /// by [`Permits::try_acquire`].
+    #[cfg(test)]
+    fn acquire(&self, want: usize) -> Held<'_> {
         self.take(want, 1)
     }
 
     /// Takes exactly `want` permits (at most the total), waiting for them: for
     /// memory-bound products, which gain nothing from being shared out (two one-thread
     /// vector products side by side stream no faster than one on two threads, and were
-    /// measured slower). Turns and the hand-off delay are as for [`Permits::acquire`].
+    /// measured slower).
+    ///
+    /// Waiting callers are served in turn. A caller finding permits free takes them at
+    /// once, even with others queued, as long as the queue's head has waited less than
+    /// [`HANDOFF_AFTER`]; after that, newcomers queue and the head is served next.
     pub(super) fn acquire_all(&self, want: usize) -> Held<'_> {
         let want = want.clamp(1, self.total);
         self.take(want, want)
@@ -119,12 +141,7 @@ impl Permits {
         let least = least.clamp(1, want);
         let mut state = self.lock();
         let now = Instant::now();
-        let may_take_now = state.free >= least
-            && state
-                .waiting
-                .front()
-                .is_none_or(|head| now.duration_since(head.since) < HANDOFF_AFTER);
-        if !may_take_now {
+        if !may_take_now(&state, least, now) {
             let ticket = state.next_ticket;
             state.next_ticket += 1;
             state.waiting.push_back(Waiter {
@@ -157,9 +174,19 @@ impl Permits {
 }
 
 /// How long the caller at the front of the queue may be passed over by callers that
-/// find a permit free; see [`Permits::acquire`]. About three 256³ products on one
+/// find permits free; see [`Permits::acquire_all`]. About three 256³ products on one
 /// thread.
 const HANDOFF_AFTER: Duration = Duration::from_millis(1);
+
+/// Whether a caller arriving at `now` may take `least` permits without queueing: they
+/// are free, and the queue's head (if any) has not yet waited [`HANDOFF_AFTER`].
+fn may_take_now(state: &State, least: usize, now: Instant) -> bool {
+    state.free >= least
+        && state
+            .waiting
+            .front()
+            .is_none_or(|head| now.duration_since(head.since) < HANDOFF_AFTER)
+}
 
 /// Wakes the caller at the front of the queue if enough permits are free for it.
 fn wake_next(state: &State) {
@@ -264,6 +291,19 @@ mod tests {
         // until all are served: 2 (8 / 3 queued), then 4 (8 / 2), then, alone, the
         // 2 left.
         assert_eq!(queue_then_release(8, 3, 8), [2, 4, 2]);
+    }
+
+    #[test]
+    fn try_acquire_takes_what_is_free_or_nothing() {
+        let permits = Permits::new(2);
+        let first = permits.try_acquire(2).expect("both free");
+        assert_eq!(first.count(), 2);
+        assert!(permits.try_acquire(2).is_none());
+        drop(first);
+        let one = permits.acquire(1);
+        assert_eq!(permits.try_acquire(2).map(|h| h.count()), Some(1));
+        drop(one);
+        assert_eq!(permits.lock().free, 2);
     }
 
     #[test]
