@@ -136,11 +136,19 @@ impl CpuBackend {
     /// went from 102 to 183–192 GFLOPS (median). A longer product runs on the pool's
     /// own workers, which keeps 8 concurrent callers of 4096×64×4096 at 0.91 of one
     /// caller's throughput (0.80 when the callers' threads joined in).
-    fn gemm_row_blocks(&self, a: &[f32], b: &[f32], c: &mut [f32], shape: Shape, threads: usize) {
-        let rows = shape
-            .m
-            .div_ceil(threads * SPLIT_BLOCKS_PER_THREAD)
-            .next_multiple_of(16);
+    ///
+    /// `per_thread` blocks per thread: several for short inner dimensions (cheap to
+    /// repack B for), one for tall products with a long one (see [`split_tall`]).
+    fn gemm_row_blocks(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        shape: Shape,
+        threads: usize,
+        per_thread: usize,
+    ) {
+        let rows = shape.m.div_ceil(threads * per_thread).next_multiple_of(16);
         let blocks = c.chunks_mut(rows * shape.n).zip(a.chunks(rows * shape.k));
         let caller_joins = shape.flops() < CALLER_JOINS_MAX_FLOPS;
         tasks::run(&self.pool, threads, caller_joins, blocks, |(c, a)| {
@@ -180,6 +188,23 @@ fn gemm(a: &[f32], b: &[f32], c: &mut [f32], shape: Shape, par: Par) {
 fn split_rows(shape: Shape, threads: usize) -> bool {
     shape.k <= SPLIT_MAX_K && shape.m >= threads * SPLIT_MIN_ROWS
 }
+
+/// Whether a multi-threaded GEMM with a long inner dimension (k > [`SPLIT_MAX_K`])
+/// should run as one row block per thread, each a one-thread product with its own
+/// packing, instead of faer's own split: when every thread gets at least
+/// [`SPLIT_TALL_MIN_ROWS`] rows, and the blocks would not fall in the blocked kernel's
+/// band (there faer's split is faster: 1000³ on two threads, 180 against 162 GFLOPS).
+/// Measured on 2 Intel Xeon vCPUs with `perf-compare --threads 2`, best (median):
+/// 2048³ 216 (173) against faer's split 187 (168), 4096³ 206 (200) against 188 (156);
+/// OpenBLAS 233 and 243–252 in the same runs.
+fn split_tall(shape: Shape, threads: usize, cpu_intel: bool) -> bool {
+    let rows = shape.m / threads;
+    let block = Shape::new(rows, shape.k, shape.n);
+    shape.k > SPLIT_MAX_K && rows >= SPLIT_TALL_MIN_ROWS && !use_blocked(block, cpu_intel)
+}
+
+/// The fewest rows of C per thread [`split_tall`] accepts.
+const SPLIT_TALL_MIN_ROWS: usize = 1024;
 
 /// Below this many floating-point operations (about 1 ms on one core) the calling
 /// thread works on a row-split product itself; see [`CpuBackend::gemm_row_blocks`].
@@ -283,7 +308,9 @@ impl Backend for CpuBackend {
             } else if threads == 1 {
                 self.gemm_one_thread(a, b, c, shape);
             } else if split_rows(shape, threads) {
-                self.gemm_row_blocks(a, b, c, shape, threads);
+                self.gemm_row_blocks(a, b, c, shape, threads, SPLIT_BLOCKS_PER_THREAD);
+            } else if split_tall(shape, threads, self.intel) {
+                self.gemm_row_blocks(a, b, c, shape, threads, 1);
             } else {
                 self.pool
                     .install(|| gemm(a, b, c, shape, Par::rayon(threads)));
@@ -362,8 +389,12 @@ mod tests {
             Shape::new(300, 64, 300),
             // Split into row blocks of 501 and 500 (k ≤ 256, two threads).
             Shape::new(1001, 100, 300),
+            Shape::new(2100, 520, 40),
         ];
         assert!(split_rows(Shape::new(1001, 100, 300), 2));
+        // One row block per thread: k > 512 and 1050 rows each.
+        assert!(split_tall(Shape::new(2100, 520, 40), 2, cpu.intel));
+        assert!(!split_tall(Shape::new(1000, 1000, 1000), 2, cpu.intel));
         assert_eq!(cpu.threads_for(Shape::new(1001, 100, 300)), 2);
         for shape in shapes {
             let a: Vec<f32> = (0..shape.m * shape.k)
