@@ -349,6 +349,21 @@ mod tests {
         assert!(CpuBackend::with_threads(0).is_err());
     }
 
+    /// Multiplies deterministic matrices of `shape` on `cpu` and checks C against the
+    /// f64 reference.
+    fn assert_matches_reference(cpu: &CpuBackend, shape: Shape) {
+        let a: Vec<f32> = (0..shape.m * shape.k)
+            .map(|i| ((i * 7 % 13) as f32) - 6.0)
+            .collect();
+        let b: Vec<f32> = (0..shape.k * shape.n)
+            .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
+            .collect();
+        let mut c = vec![f32::NAN; shape.m * shape.n];
+        cpu.matmul_into(&a, &b, &mut c, shape).unwrap();
+        verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
+            .unwrap_or_else(|e| panic!("{shape}: {e}"));
+    }
+
     #[test]
     fn the_blocked_band_matches_the_reference() {
         // One thread, shapes inside and at the edges of the band `use_blocked` sends to
@@ -361,16 +376,7 @@ mod tests {
         ];
         for shape in shapes {
             assert!(use_blocked(shape, true) == blocked::available(), "{shape}");
-            let a: Vec<f32> = (0..shape.m * shape.k)
-                .map(|i| ((i * 7 % 13) as f32) - 6.0)
-                .collect();
-            let b: Vec<f32> = (0..shape.k * shape.n)
-                .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
-                .collect();
-            let mut c = vec![f32::NAN; shape.m * shape.n];
-            cpu.matmul_into(&a, &b, &mut c, shape).unwrap();
-            verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
-                .unwrap_or_else(|e| panic!("{shape}: {e}"));
+            assert_matches_reference(&cpu, shape);
         }
         assert!(!use_blocked(Shape::new(1000, 1000, 1024), true));
         assert!(!use_blocked(Shape::new(1000, 256, 1000), true));
@@ -397,16 +403,7 @@ mod tests {
         assert!(!split_tall(Shape::new(1000, 1000, 1000), 2, cpu.intel));
         assert_eq!(cpu.threads_for(Shape::new(1001, 100, 300)), 2);
         for shape in shapes {
-            let a: Vec<f32> = (0..shape.m * shape.k)
-                .map(|i| ((i * 7 % 13) as f32) - 6.0)
-                .collect();
-            let b: Vec<f32> = (0..shape.k * shape.n)
-                .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
-                .collect();
-            let mut c = vec![f32::NAN; shape.m * shape.n];
-            cpu.matmul_into(&a, &b, &mut c, shape).unwrap();
-            verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
-                .unwrap_or_else(|e| panic!("{shape}: {e}"));
+            assert_matches_reference(&cpu, shape);
         }
     }
 }
