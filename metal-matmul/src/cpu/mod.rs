@@ -1,8 +1,9 @@
 //! The CPU backend: multithreaded f32 GEMM through faer, on every platform.
 //!
-//! General shapes go to faer, except a band of one-thread shapes on Intel CPUs with
-//! AVX-512 where faer was measured far below OpenBLAS, which go to our own [`blocked`]
-//! kernel (see [`use_blocked`]); the vector shapes (`m == 1` or `n == 1`) go to the
+//! General shapes go to faer, except on Intel CPUs with AVX-512, where products with a
+//! long inner dimension and wide rows of C (k ≥ 512, n ≥ 768), on which faer was
+//! measured below OpenBLAS, go to our own [`blocked`] kernel, one row block per thread
+//! (see [`use_blocked`] and [`split_tall`]); the vector shapes (`m == 1` or `n == 1`) go to the
 //! streaming kernels in [`gemv`], because packing a vector costs more than the product.
 //!
 //! faer was chosen by measurement against OpenBLAS, gemm and matrixmultiply (see the
@@ -148,7 +149,15 @@ impl CpuBackend {
         threads: usize,
         per_thread: usize,
     ) {
-        let rows = shape.m.div_ceil(threads * per_thread).next_multiple_of(16);
+        // Blocks for the blocked kernel are whole micro-panels of rows, as even as
+        // they can be (1000 rows: 504 and 496, where 16-row units gave 512 and 488).
+        let part = Shape::new(shape.m.div_ceil(threads * per_thread), shape.k, shape.n);
+        let unit = if use_blocked(part, self.intel) {
+            blocked::MR
+        } else {
+            16
+        };
+        let rows = shape.m.div_ceil(unit).div_ceil(threads * per_thread) * unit;
         let blocks = c.chunks_mut(rows * shape.n).zip(a.chunks(rows * shape.k));
         let caller_joins = shape.flops() < CALLER_JOINS_MAX_FLOPS;
         tasks::run(&self.pool, threads, caller_joins, blocks, |(c, a)| {
@@ -159,7 +168,7 @@ impl CpuBackend {
 }
 
 impl CpuBackend {
-    /// `C = A·B` on the calling thread: through the blocked kernel in its band (see
+    /// `C = A·B` on the calling thread: through the blocked kernel where it is chosen (see
     /// [`use_blocked`]), through faer elsewhere.
     fn gemm_one_thread(&self, a: &[f32], b: &[f32], c: &mut [f32], shape: Shape) {
         if use_blocked(shape, self.intel) {
@@ -192,15 +201,18 @@ fn split_rows(shape: Shape, threads: usize) -> bool {
 /// Whether a multi-threaded GEMM with a long inner dimension (k > [`SPLIT_MAX_K`])
 /// should run as one row block per thread, each a one-thread product with its own
 /// packing, instead of faer's own split: when every thread gets at least
-/// [`SPLIT_TALL_MIN_ROWS`] rows, and the blocks would not fall in the blocked kernel's
-/// band (there faer's split is faster: 1000³ on two threads, 180 against 162 GFLOPS).
-/// Measured on 2 Intel Xeon vCPUs with `perf-compare --threads 2`, best (median):
-/// 2048³ 216 (173) against faer's split 187 (168), 4096³ 206 (200) against 188 (156);
-/// OpenBLAS 233 and 243–252 in the same runs.
+/// [`SPLIT_TALL_MIN_ROWS`] rows, or when the blocks go to the blocked kernel.
+///
+/// Measured on 2 Intel Xeon vCPUs, blocks through faer, with `perf-compare --threads
+/// 2`, best (median): 2048³ 216 (173) against faer's split 187 (168), 4096³ 206 (200)
+/// against 188 (156); OpenBLAS 233 and 243–252 in the same runs. Blocks through the
+/// blocked kernel (KC = 384), median of 21 rounds, each against OpenBLAS in the same
+/// round: 1024³ 0.99 (faer's split 0.95), 2048³ 0.99 (0.94), 4096³ 0.98 (0.92),
+/// 1000³ 0.96 (1.00).
 fn split_tall(shape: Shape, threads: usize, cpu_intel: bool) -> bool {
     let rows = shape.m / threads;
     let block = Shape::new(rows, shape.k, shape.n);
-    shape.k > SPLIT_MAX_K && rows >= SPLIT_TALL_MIN_ROWS && !use_blocked(block, cpu_intel)
+    shape.k > SPLIT_MAX_K && (rows >= SPLIT_TALL_MIN_ROWS || use_blocked(block, cpu_intel))
 }
 
 /// The fewest rows of C per thread [`split_tall`] accepts.
@@ -221,20 +233,21 @@ const SPLIT_BLOCKS_PER_THREAD: usize = 4;
 const SPLIT_MIN_ROWS: usize = 60;
 
 /// Whether a one-thread GEMM takes the [`blocked`] AVX-512 kernel instead of faer: on
-/// Intel CPUs with AVX-512, in the region where faer 0.24's AVX-512 path (its
-/// `private-gemm-x86` blocking) was measured to lose 30–45%: C rows of 768 to 1023
-/// columns, an inner dimension of 512 or more, and fewer than 1024 rows. 1000³ there:
-/// 52–65 GFLOPS through faer, 80–100 through the blocked kernel, OpenBLAS 107–118
-/// (one thread, interleaved best of 7–25, Intel Xeon with AVX-512 under KVM). Outside
-/// that region faer was as fast or faster (by 3–15% on 256³, 1024³ and k = 256 shapes),
-/// and on AMD Zen 4 it showed no such loss (1000³ at 105 GFLOPS, OpenBLAS 101), so
-/// those stay with faer. `cpu_intel` is whether the CPU's vendor is Intel.
+/// Intel CPUs with AVX-512, for C rows of 768 columns or more, an inner dimension of
+/// 512 or more, and 64 rows or more. `cpu_intel` is whether the CPU's vendor is Intel.
+///
+/// Measured on 2 Intel Xeon vCPUs under KVM, one thread:
+/// - faer 0.24's AVX-512 path (its `private-gemm-x86` blocking) loses 30–45% on rows of
+///   768 to 1023 columns with fewer than 1024 rows (1000³: 52–65 GFLOPS through faer,
+///   80–100 through the first version of the blocked kernel, OpenBLAS 107–118).
+/// - With KC = 384 (see [`blocked`]), median of 21 paired rounds against OpenBLAS in
+///   the same round: 2048³ 0.97 (faer 0.95), 4096³ 0.98 (faer 0.90), 1024³ and
+///   768×1024×1024 the same as faer (1.02).
+/// - Outside this region faer stays: at k = 256 and on small products it was as fast
+///   or faster. On AMD Zen 4 faer showed no such loss (1000³ at 105 GFLOPS, OpenBLAS
+///   101), so other vendors keep faer everywhere.
 fn use_blocked(shape: Shape, cpu_intel: bool) -> bool {
-    cpu_intel
-        && blocked::available()
-        && (64..1024).contains(&shape.m)
-        && shape.k >= 512
-        && (768..1024).contains(&shape.n)
+    cpu_intel && blocked::available() && shape.m >= 64 && shape.k >= 512 && shape.n >= 768
 }
 
 /// True for matrix × vector (`n == 1`) and vector × matrix (`m == 1`), which take the
@@ -365,21 +378,23 @@ mod tests {
     }
 
     #[test]
-    fn the_blocked_band_matches_the_reference() {
-        // One thread, shapes inside and at the edges of the band `use_blocked` sends to
+    fn the_blocked_region_matches_the_reference() {
+        // One thread, shapes inside and at the edges of the region `use_blocked` sends to
         // the blocked kernel (on an Intel CPU with AVX-512; faer elsewhere).
         let cpu = CpuBackend::with_threads(1).unwrap();
         let shapes = [
             Shape::new(100, 520, 800),
             Shape::new(64, 512, 768),
             Shape::new(1023, 700, 1023),
+            Shape::new(1030, 900, 1100),
         ];
         for shape in shapes {
             assert!(use_blocked(shape, true) == blocked::available(), "{shape}");
             assert_matches_reference(&cpu, shape);
         }
-        assert!(!use_blocked(Shape::new(1000, 1000, 1024), true));
-        assert!(!use_blocked(Shape::new(1000, 256, 1000), true));
+        assert!(!use_blocked(Shape::new(63, 1000, 1024), true));
+        assert!(!use_blocked(Shape::new(1000, 511, 1000), true));
+        assert!(!use_blocked(Shape::new(1000, 1000, 767), true));
         assert!(!use_blocked(Shape::new(1000, 1000, 1000), false));
     }
 
@@ -396,11 +411,17 @@ mod tests {
             // Split into row blocks of 501 and 500 (k ≤ 256, two threads).
             Shape::new(1001, 100, 300),
             Shape::new(2100, 520, 40),
+            // One row block per thread through the blocked kernel on Intel AVX-512.
+            Shape::new(300, 600, 800),
         ];
         assert!(split_rows(Shape::new(1001, 100, 300), 2));
         // One row block per thread: k > 512 and 1050 rows each.
         assert!(split_tall(Shape::new(2100, 520, 40), 2, cpu.intel));
-        assert!(!split_tall(Shape::new(1000, 1000, 1000), 2, cpu.intel));
+        assert_eq!(
+            split_tall(Shape::new(1000, 1000, 1000), 2, cpu.intel),
+            use_blocked(Shape::new(500, 1000, 1000), cpu.intel)
+        );
+        assert!(!split_tall(Shape::new(1000, 1000, 1000), 2, false));
         assert_eq!(cpu.threads_for(Shape::new(1001, 100, 300)), 2);
         for shape in shapes {
             assert_matches_reference(&cpu, shape);

@@ -4,10 +4,11 @@
 //! Why our own: on an Intel Xeon with AVX-512 (2 vCPUs under KVM), faer 0.24's
 //! AVX-512 path (its `private-gemm-x86` dependency, whose blocking follows the cache
 //! sizes the CPU reports) loses 30–45% on a band of shapes, 1000³ among them: 52–65
-//! GFLOPS on one thread where OpenBLAS 0.3.21's SkylakeX kernel reaches 107–118. This
-//! kernel has no such band (67–100 GFLOPS over the same grid of shapes) but is 3–15%
-//! slower than faer elsewhere, so the backend sends it only that band (see
-//! `use_blocked` in the parent module) and one-thread products only.
+//! GFLOPS on one thread where OpenBLAS 0.3.21's SkylakeX kernel reaches 107–118, and
+//! trails OpenBLAS by 5–10% on large products (4096³). This kernel reaches OpenBLAS's
+//! level there, so on Intel CPUs with AVX-512 the backend sends it every product with
+//! k ≥ 512 and n ≥ 768 (see `use_blocked` in the parent module); smaller and thinner
+//! products stay with faer, which was as fast or faster on them.
 //!
 //! The algorithm is the five loops of BLIS (Van Zee and van de Geijn, "BLIS: A
 //! Framework for Rapidly Instantiating BLAS Functionality", 2015), written for
@@ -23,25 +24,30 @@
 //!                 C[ir, jr] (+)= A-panel · B-panel       (the micro-kernel, MR × NR)
 //! ```
 //!
-//! One thread runs it; multi-threaded products go to faer, whose parallel path did
-//! not show the loss (1000³ on two threads: about 155 GFLOPS against 141 for a first
-//! two-thread version of this kernel that shared packed B behind a barrier).
+//! One thread runs it. A multi-threaded product runs it once per thread on a block of
+//! rows of C, each thread packing B for itself (`split_tall` in the parent module):
+//! two versions that shared packed B between the threads behind a barrier (a parked
+//! and a spinning one) were slower, 0.75–0.90 of OpenBLAS against 0.96–0.99, as each
+//! thread then reads half of every B block from the other core's cache.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
 /// Rows of C per micro-tile: the micro-kernel broadcasts this many values of A per step.
-const MR: usize = 12;
+pub(super) const MR: usize = 12;
 
 /// Columns of C per micro-tile: two 16-float vectors.
 const NR: usize = 32;
 
-/// Inner-dimension block: an A micro-panel (MR × KC floats, 12 KiB) stays in L1.
-/// Packed A panels always have rows of KC floats (the last block uses `kb` of them),
-/// so the micro-kernel addresses row `r` at the constant offset `r·KC`.
-const KC: usize = 256;
+/// Inner-dimension block: an A micro-panel (MR × KC floats, 18 KiB) stays in L1 while
+/// B micro-panels (KC × NR, 48 KiB) stream past it from L2. 384 against the first
+/// version's 256: fewer passes over C, and on 2 Intel Xeon vCPUs (`perf-compare`-style
+/// interleaved runs, median of 21 paired rounds against OpenBLAS in the same round)
+/// 2048³ on one thread went from 0.92 to 0.97 of OpenBLAS, 4096³ on two threads (one
+/// row block each) from 0.95 to 0.98.
+const KC: usize = 384;
 
-/// Columns of B per packed block: KC × NC floats (512 KiB) stay in L2 while every
+/// Columns of B per packed block: KC × NC floats (768 KiB) stay in L2 while every
 /// A micro-panel of the call passes over them.
 const NC: usize = 512;
 
@@ -192,10 +198,11 @@ fn micro(a_panel: &[f32], b_panel: &[f32], c: &mut [f32], ldc: usize, kb: usize,
 }
 
 /// Packs `A[.., p0..p0 + kb]` (all rows of `a`, row stride `lda`) into MR-row
-/// micro-panels of MR·KC floats: panel `ip` holds `a[ip·MR + r, p0 + p]` at
-/// `ip·MR·KC + r·KC + p`, with rows past the end of A as zeros. Each panel row is one
-/// copy of a piece of a row of A, and the micro-kernel finds every row at a fixed
-/// offset from the first.
+/// micro-panels of MR·KC floats, column by column: panel `ip` holds
+/// `a[ip·MR + r, p0 + p]` at `ip·MR·KC + p·MR + r`, with rows past the end of A as
+/// zeros. Each step of the micro-kernel then broadcasts MR consecutive floats (one or
+/// two cache lines) instead of one float from each of MR lines; the first version,
+/// which kept A's rows whole (`r·KC + p`), was 2–5% slower at 1000³–4096³.
 fn pack_a(a: &[f32], lda: usize, p0: usize, kb: usize, out: &mut [f32]) {
     let rows = a.len() / lda;
     for (ip, panel) in out.chunks_exact_mut(MR * KC).enumerate() {
@@ -203,12 +210,16 @@ fn pack_a(a: &[f32], lda: usize, p0: usize, kb: usize, out: &mut [f32]) {
         if i0 >= rows {
             break;
         }
-        for (r, dst) in panel.chunks_exact_mut(KC).enumerate() {
+        let panel = &mut panel[..MR * kb];
+        for r in 0..MR {
             let i = i0 + r;
+            let column = panel.iter_mut().skip(r).step_by(MR);
             if i < rows {
-                dst[..kb].copy_from_slice(&a[i * lda + p0..i * lda + p0 + kb]);
+                column
+                    .zip(&a[i * lda + p0..i * lda + p0 + kb])
+                    .for_each(|(d, &v)| *d = v);
             } else {
-                dst[..kb].fill(0.0);
+                column.for_each(|d| *d = 0.0);
             }
         }
     }
@@ -235,7 +246,7 @@ fn pack_b_panel(
 thread_local! {
     /// Each thread's packing buffers, kept between calls: allocating (and faulting in)
     /// fresh ones costs as much as a 256³ product. At most `m × KC` floats of packed A
-    /// (8 MiB at the largest dimension, 8192) and `KC × NC` of packed B (512 KiB).
+    /// (12 MiB for 8192 rows, the default largest dimension) and `KC × NC` of packed B (768 KiB).
     static BUFFERS: std::cell::RefCell<Buffers> = const { std::cell::RefCell::new(Buffers(Vec::new())) };
 }
 
