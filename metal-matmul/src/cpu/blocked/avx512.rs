@@ -1,6 +1,7 @@
 //! The 12 × 32 micro-kernel in AVX-512F intrinsics: 24 accumulator registers (12 rows
 //! of two 16-float vectors), two loads of packed B and twelve broadcasts of packed A
-//! per step of the inner dimension, 24 fused multiply-adds.
+//! per step of the inner dimension, 24 fused multiply-adds; and its 12 × 16 half for
+//! the last panel of a block when that has at most 16 columns.
 //!
 //! Register-only intrinsics are safe inside a `#[target_feature]` function (Rust 1.87
 //! and later; AVX-512 intrinsics are stable from 1.89, the workspace's minimum); the
@@ -11,10 +12,7 @@ use std::arch::x86_64::{
     _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
-use super::{MR, NR};
-
-/// Floats per vector.
-const W: usize = 16;
+use super::{MR, NR, W};
 
 /// Steps before the end of the loop at which the tile of C is prefetched. With C_AHEAD
 /// and B_AHEAD, 4096³ on one thread went from 0.90 to 0.94–0.95 of OpenBLAS (Intel
@@ -25,16 +23,18 @@ const C_AHEAD: usize = 48;
 /// Steps ahead at which packed B is prefetched into L1 (2 KiB ahead of the loads).
 const B_AHEAD: usize = 16;
 
-/// `C[0..MR, 0..NR] (+)= A-panel · B-panel` over `kb` steps.
+/// `C[0..MR, 0..V·16] (+)= A-panel · B-panel` over `kb` steps, for `V` = 2 (the whole
+/// NR = 32 columns) or 1 (the first 16: a last panel of at most 16 columns, which
+/// would otherwise spend half or more of its multiply-adds on zero padding).
 ///
 /// # Safety
-/// - The CPU has AVX-512F.
+/// - The CPU has AVX-512F; `V` is 1 or 2.
 /// - `kb ≤ KC`; `a` points to `MR·KC` readable floats (`a[p·MR + r]`), and `b` to `NR·kb`
 ///   readable floats (`b[p·NR + j]`) whose start is 64-byte aligned.
-/// - `c` points to a tile of MR rows of NR floats each, row `r` starting at
+/// - `c` points to a tile of MR rows of `V·16` floats each, row `r` starting at
 ///   `c + r·ldc`, all readable and writable and not aliased elsewhere during the call.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn kernel(
+pub(super) unsafe fn kernel<const V: usize>(
     kb: usize,
     a: *const f32,
     b: *const f32,
@@ -46,7 +46,7 @@ pub(super) unsafe fn kernel(
     // apart, so each would miss there: fetch it C_AHEAD steps before the end, late
     // enough that the stream of B through L1 does not evict it again first.
     let fetch_c_at = kb.saturating_sub(C_AHEAD);
-    let mut acc: [[__m512; 2]; MR] = [[_mm512_setzero_ps(); 2]; MR];
+    let mut acc: [[__m512; V]; MR] = [[_mm512_setzero_ps(); V]; MR];
     for p in 0..kb {
         if p == fetch_c_at {
             for r in 0..MR {
@@ -54,42 +54,44 @@ pub(super) unsafe fn kernel(
                 // A prefetch is a hint that never faults: safe inside this AVX-512
                 // function.
                 _mm_prefetch::<_MM_HINT_T0>(row.cast());
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1).cast());
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(V * W - 1).cast());
             }
         }
         // Packed B, B_AHEAD steps ahead (past the panel's end near the last steps: a
         // prefetch never faults, and `wrapping_add` forms the address without `add`'s
         // in-bounds requirement).
         let ahead = b.wrapping_add((p + B_AHEAD) * NR);
-        _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(W).cast());
-        // SAFETY: p < kb ≤ KC, so b[p·NR .. p·NR + 32] and a[p·MR + r] are within the
-        // panels (contract); b's rows are 128 bytes from a 64-byte aligned start,
-        // so both loads of B are aligned.
+        for v in 0..V {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(v * W).cast());
+        }
+        // SAFETY: p < kb ≤ KC and V·16 ≤ NR, so b[p·NR .. p·NR + V·16] and a[p·MR + r]
+        // are within the panels (contract); b's rows are 128 bytes from a 64-byte
+        // aligned start, so the loads of B are aligned.
         unsafe {
             let bp = b.add(p * NR);
-            let b0 = _mm512_load_ps(bp);
-            let b1 = _mm512_load_ps(bp.add(W));
+            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_load_ps(bp.add(v * W)));
             let ap = a.add(p * MR);
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(r));
-                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                for (sum, &bj) in row.iter_mut().zip(&bv) {
+                    *sum = _mm512_fmadd_ps(av, bj, *sum);
+                }
             }
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        // SAFETY: row r of the tile is c[r·ldc .. r·ldc + 32], readable and writable
-        // (contract).
-        unsafe {
-            let cp = c.add(r * ldc);
-            let (mut v0, mut v1) = (row[0], row[1]);
-            if accumulate {
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cp));
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cp.add(W)));
+        for (v, &sum) in row.iter().enumerate() {
+            // SAFETY: row r of the tile is c[r·ldc .. r·ldc + V·16], readable and
+            // writable (contract), and v < V.
+            unsafe {
+                let cp = c.add(r * ldc + v * W);
+                let out = if accumulate {
+                    _mm512_add_ps(sum, _mm512_loadu_ps(cp))
+                } else {
+                    sum
+                };
+                _mm512_storeu_ps(cp, out);
             }
-            _mm512_storeu_ps(cp, v0);
-            _mm512_storeu_ps(cp.add(W), v1);
         }
     }
 }

@@ -39,6 +39,9 @@ pub(super) const MR: usize = 12;
 /// Columns of C per micro-tile: two 16-float vectors.
 const NR: usize = 32;
 
+/// Floats per AVX-512 vector.
+const W: usize = 16;
+
 /// Inner-dimension block: an A micro-panel (MR × KC floats, 18 KiB) stays in L1 while
 /// B micro-panels (KC × NR, 48 KiB) stream past it from L2. 384 against the first
 /// version's 256: fewer passes over C, and on 2 Intel Xeon vCPUs (`perf-compare`-style
@@ -138,11 +141,21 @@ fn tile_kernel(
     accumulate: bool,
 ) {
     if rows == MR && cols == NR {
-        micro(a_panel, b_panel, tile, ldc, kb, accumulate);
+        micro(a_panel, b_panel, tile, ldc, kb, accumulate, 2);
         return;
     }
+    // A partial tile goes through a local one; at most 16 columns take the 12 × 16
+    // kernel (n = 1000 leaves a last panel of 8 columns in every block of rows).
     let mut local = [0.0f32; MR * NR];
-    micro(a_panel, b_panel, &mut local, NR, kb, false);
+    micro(
+        a_panel,
+        b_panel,
+        &mut local,
+        NR,
+        kb,
+        false,
+        cols.div_ceil(W),
+    );
     for (r, from) in local.chunks_exact(NR).take(rows).enumerate() {
         let to = &mut tile[r * ldc..r * ldc + cols];
         if accumulate {
@@ -153,13 +166,23 @@ fn tile_kernel(
     }
 }
 
-/// The MR × NR micro-kernel on a whole tile of `c` (row stride `ldc`).
-fn micro(a_panel: &[f32], b_panel: &[f32], c: &mut [f32], ldc: usize, kb: usize, acc: bool) {
+/// The micro-kernel on a tile of `c` (row stride `ldc`) of MR rows and `vectors` × 16
+/// columns (`vectors` is 1 or 2).
+fn micro(
+    a_panel: &[f32],
+    b_panel: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+    kb: usize,
+    acc: bool,
+    vectors: usize,
+) {
     assert!(
         a_panel.len() == MR * KC
             && kb <= KC
             && b_panel.len() == NR * kb
-            && c.len() >= (MR - 1) * ldc + NR,
+            && (vectors == 1 || vectors == 2)
+            && c.len() >= (MR - 1) * ldc + vectors * W,
         "micro-kernel lengths"
     );
     assert!(
@@ -169,23 +192,22 @@ fn micro(a_panel: &[f32], b_panel: &[f32], c: &mut [f32], ldc: usize, kb: usize,
     #[cfg(target_arch = "x86_64")]
     {
         assert!(available(), "the micro-kernel needs AVX-512F");
-        // SAFETY: the CPU has AVX-512F (asserted just above), and the panels and the
-        // tile have the lengths the kernel reads and writes (asserted above).
+        let (a, b, c) = (a_panel.as_ptr(), b_panel.as_ptr(), c.as_mut_ptr());
+        // SAFETY: the CPU has AVX-512F (asserted just above), `vectors` is 1 or 2, and
+        // the panels and the tile have the lengths the kernel reads and writes
+        // (asserted above).
         unsafe {
-            avx512::kernel(
-                kb,
-                a_panel.as_ptr(),
-                b_panel.as_ptr(),
-                c.as_mut_ptr(),
-                ldc,
-                acc,
-            )
+            if vectors == 2 {
+                avx512::kernel::<2>(kb, a, b, c, ldc, acc)
+            } else {
+                avx512::kernel::<1>(kb, a, b, c, ldc, acc)
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         // `available()` is false here, so `gemm` asserted before reaching this.
-        let _ = acc;
+        let _ = (acc, ldc);
         unreachable!("the blocked GEMM runs on x86-64 only")
     }
 }
