@@ -23,18 +23,19 @@ const C_AHEAD: usize = 48;
 /// Steps ahead at which packed B is prefetched into L1 (2 KiB ahead of the loads).
 const B_AHEAD: usize = 16;
 
-/// `C[0..MR, 0..V·16] (+)= A-panel · B-panel` over `kb` steps, for `V` = 2 (the whole
-/// NR = 32 columns) or 1 (the first 16: a last panel of at most 16 columns, which
-/// would otherwise spend half or more of its multiply-adds on zero padding).
+/// `C[0..R, 0..V·16] (+)= A-panel · B-panel` over `kb` steps: `R` = MR rows and `V` = 2
+/// vectors (the whole NR = 32 columns) for whole tiles; fewer for the last panels of a
+/// block (at most 16 columns, fewer than MR rows), which would otherwise spend part of
+/// their multiply-adds on zero padding.
 ///
 /// # Safety
-/// - The CPU has AVX-512F; `V` is 1 or 2.
+/// - The CPU has AVX-512F; `R ≤ MR` and `V` is 1 or 2.
 /// - `kb ≤ KC`; `a` points to `MR·KC` readable floats (`a[p·MR + r]`), and `b` to `NR·kb`
 ///   readable floats (`b[p·NR + j]`) whose start is 64-byte aligned.
-/// - `c` points to a tile of MR rows of `V·16` floats each, row `r` starting at
+/// - `c` points to a tile of `R` rows of `V·16` floats each, row `r` starting at
 ///   `c + r·ldc`, all readable and writable and not aliased elsewhere during the call.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn kernel<const V: usize>(
+pub(super) unsafe fn kernel<const R: usize, const V: usize>(
     kb: usize,
     a: *const f32,
     b: *const f32,
@@ -46,10 +47,10 @@ pub(super) unsafe fn kernel<const V: usize>(
     // apart, so each would miss there: fetch it C_AHEAD steps before the end, late
     // enough that the stream of B through L1 does not evict it again first.
     let fetch_c_at = kb.saturating_sub(C_AHEAD);
-    let mut acc: [[__m512; V]; MR] = [[_mm512_setzero_ps(); V]; MR];
+    let mut acc: [[__m512; V]; R] = [[_mm512_setzero_ps(); V]; R];
     for p in 0..kb {
         if p == fetch_c_at {
-            for r in 0..MR {
+            for r in 0..R {
                 let row = c.wrapping_add(r * ldc);
                 // A prefetch is a hint that never faults: safe inside this AVX-512
                 // function.
@@ -64,8 +65,8 @@ pub(super) unsafe fn kernel<const V: usize>(
         for v in 0..V {
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(v * W).cast());
         }
-        // SAFETY: p < kb ≤ KC and V·16 ≤ NR, so b[p·NR .. p·NR + V·16] and a[p·MR + r]
-        // are within the panels (contract); b's rows are 128 bytes from a 64-byte
+        // SAFETY: p < kb ≤ KC, r < R ≤ MR and V·16 ≤ NR, so b[p·NR .. p·NR + V·16]
+        // and a[p·MR + r] are within the panels (contract); b's rows are 128 bytes from a 64-byte
         // aligned start, so the loads of B are aligned.
         unsafe {
             let bp = b.add(p * NR);

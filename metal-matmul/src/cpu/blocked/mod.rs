@@ -141,11 +141,12 @@ fn tile_kernel(
     accumulate: bool,
 ) {
     if rows == MR && cols == NR {
-        micro(a_panel, b_panel, tile, ldc, kb, accumulate, 2);
+        micro(a_panel, b_panel, tile, ldc, kb, accumulate, MR, 2);
         return;
     }
-    // A partial tile goes through a local one; at most 16 columns take the 12 × 16
-    // kernel (n = 1000 leaves a last panel of 8 columns in every block of rows).
+    // A partial tile goes through a local one, computed by a kernel of 4, 8 or 12 rows
+    // and 16 or 32 columns, the least that covers it (n = 1000 leaves a last panel of
+    // 8 columns in every block, m = 1000 a last one of 4 rows).
     let mut local = [0.0f32; MR * NR];
     micro(
         a_panel,
@@ -154,6 +155,7 @@ fn tile_kernel(
         NR,
         kb,
         false,
+        rows.next_multiple_of(4),
         cols.div_ceil(W),
     );
     for (r, from) in local.chunks_exact(NR).take(rows).enumerate() {
@@ -166,8 +168,9 @@ fn tile_kernel(
     }
 }
 
-/// The micro-kernel on a tile of `c` (row stride `ldc`) of MR rows and `vectors` × 16
-/// columns (`vectors` is 1 or 2).
+/// The micro-kernel on a tile of `c` (row stride `ldc`) of `rows` rows (4, 8 or MR)
+/// and `vectors` × 16 columns (`vectors` is 1 or 2).
+#[allow(clippy::too_many_arguments)]
 fn micro(
     a_panel: &[f32],
     b_panel: &[f32],
@@ -175,14 +178,16 @@ fn micro(
     ldc: usize,
     kb: usize,
     acc: bool,
+    rows: usize,
     vectors: usize,
 ) {
     assert!(
         a_panel.len() == MR * KC
             && kb <= KC
             && b_panel.len() == NR * kb
+            && matches!(rows, 4 | 8 | MR)
             && (vectors == 1 || vectors == 2)
-            && c.len() >= (MR - 1) * ldc + vectors * W,
+            && c.len() >= (rows - 1) * ldc + vectors * W,
         "micro-kernel lengths"
     );
     assert!(
@@ -191,16 +196,20 @@ fn micro(
     );
     #[cfg(target_arch = "x86_64")]
     {
+        use avx512::kernel;
         assert!(available(), "the micro-kernel needs AVX-512F");
         let (a, b, c) = (a_panel.as_ptr(), b_panel.as_ptr(), c.as_mut_ptr());
-        // SAFETY: the CPU has AVX-512F (asserted just above), `vectors` is 1 or 2, and
-        // the panels and the tile have the lengths the kernel reads and writes
-        // (asserted above).
+        // SAFETY: the CPU has AVX-512F (asserted just above), each instance's rows and
+        // vectors are the `rows` and `vectors` asserted above, and the panels and the
+        // tile have the lengths the kernel reads and writes (asserted above).
         unsafe {
-            if vectors == 2 {
-                avx512::kernel::<2>(kb, a, b, c, ldc, acc)
-            } else {
-                avx512::kernel::<1>(kb, a, b, c, ldc, acc)
+            match (rows, vectors) {
+                (MR, 2) => kernel::<MR, 2>(kb, a, b, c, ldc, acc),
+                (MR, _) => kernel::<MR, 1>(kb, a, b, c, ldc, acc),
+                (8, 2) => kernel::<8, 2>(kb, a, b, c, ldc, acc),
+                (8, _) => kernel::<8, 1>(kb, a, b, c, ldc, acc),
+                (_, 2) => kernel::<4, 2>(kb, a, b, c, ldc, acc),
+                (_, _) => kernel::<4, 1>(kb, a, b, c, ldc, acc),
             }
         }
     }
@@ -302,8 +311,13 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
-        // Whole tiles, partial tiles in each direction, several k and n blocks.
+        // Whole tiles, partial tiles in each direction (last panels of 1–11 rows, which
+        // take the 4-, 8- and 12-row kernels, and of 1–31 columns, the 16- and 32-column
+        // ones), several k and n blocks.
         let shapes = [
+            (20, 400, 50),
+            (7, 385, 17),
+            (30, 100, 16),
             (1, 1, 1),
             (12, 256, 32),
             (13, 257, 33),
