@@ -1,4 +1,5 @@
-//! The CPU backend: multithreaded f32 GEMM through faer, on every platform.
+//! The CPU backend: multithreaded f32 GEMM on every platform, through faer and, on
+//! Intel CPUs with AVX-512, our own blocked kernel.
 //!
 //! General shapes go to faer, except on Intel CPUs with AVX-512, where products with a
 //! long inner dimension and wide rows of C (k ≥ 512, n ≥ 768), on which faer was
@@ -12,12 +13,12 @@
 //! and micro-kernels dispatch at run time to the widest SIMD the CPU has.
 //!
 //! Each backend owns a rayon pool of its worker threads. A product worth several
-//! threads is admitted through [`permits`], which bound the threads computing at once
-//! to the workers: a caller alone gets every thread its product is worth and runs on
-//! the pool; callers queued together share the threads out, down to one each, and a
-//! call given one thread runs on its caller's thread. A product worth one thread runs
-//! on its caller's thread at once, where waiting for a hand-off would cost more than
-//! the product.
+//! threads is admitted through [`permits`], which bound the pool's threads computing
+//! at once to its workers: a caller alone gets every thread its product is worth and
+//! runs on the pool; a GEMM that finds no thread free runs on its caller's thread at
+//! once, and a vector product waits its turn for all of its threads. A product worth
+//! one thread runs on its caller's thread at once, where waiting for a hand-off would
+//! cost more than the product.
 
 mod blocked;
 mod gemv;
@@ -165,9 +166,7 @@ impl CpuBackend {
             self.gemm_one_thread(a, b, c, part);
         });
     }
-}
 
-impl CpuBackend {
     /// `C = A·B` on the calling thread: through the blocked kernel where it is chosen (see
     /// [`use_blocked`]), through faer elsewhere.
     fn gemm_one_thread(&self, a: &[f32], b: &[f32], c: &mut [f32], shape: Shape) {

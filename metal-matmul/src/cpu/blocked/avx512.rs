@@ -1,7 +1,7 @@
 //! The 12 × 32 micro-kernel in AVX-512F intrinsics: 24 accumulator registers (12 rows
 //! of two 16-float vectors), two loads of packed B and twelve broadcasts of packed A
-//! per step of the inner dimension, 24 fused multiply-adds; and its 12 × 16 half for
-//! the last panel of a block when that has at most 16 columns.
+//! per step of the inner dimension, 24 fused multiply-adds; and the same loop with 4 or
+//! 8 rows and 16 columns, for the edges of C.
 //!
 //! Register-only intrinsics are safe inside a `#[target_feature]` function (Rust 1.87
 //! and later; AVX-512 intrinsics are stable from 1.89, the workspace's minimum); the

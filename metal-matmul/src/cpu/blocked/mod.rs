@@ -42,8 +42,8 @@ const NR: usize = 32;
 /// Floats per AVX-512 vector.
 const W: usize = 16;
 
-/// Inner-dimension block: an A micro-panel (MR × KC floats, 18 KiB) stays in L1 while
-/// B micro-panels (KC × NR, 48 KiB) stream past it from L2. 384 against the first
+/// Inner-dimension block: an A micro-panel is MR × KC floats (18 KiB), read again for
+/// every B micro-panel (KC × NR, 48 KiB) that streams from L2. 384 against the first
 /// version's 256: fewer passes over C, and on 2 Intel Xeon vCPUs (`perf-compare`-style
 /// interleaved runs, median of 21 paired rounds against OpenBLAS in the same round)
 /// 2048³ on one thread went from 0.92 to 0.97 of OpenBLAS, 4096³ on two threads (one
