@@ -305,17 +305,10 @@ impl Backend for CpuBackend {
             };
             let threads = held.as_ref().map_or(1, permits::Held::count);
             if is_vector_shape(shape) {
-                let mut run = || {
-                    if shape.n == 1 {
-                        gemv::matrix_vector(a, b, c, shape.k, threads);
-                    } else {
-                        gemv::vector_matrix(a, b, c, shape.n, threads);
-                    }
-                };
-                if threads == 1 {
-                    run()
+                if shape.n == 1 {
+                    gemv::matrix_vector(&self.pool, a, b, c, shape.k, threads);
                 } else {
-                    self.pool.install(run)
+                    gemv::vector_matrix(&self.pool, a, b, c, shape.n, threads);
                 }
             } else if threads == 1 {
                 self.gemm_one_thread(a, b, c, shape);
