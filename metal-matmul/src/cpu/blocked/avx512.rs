@@ -1,7 +1,7 @@
-//! The 12 × 32 micro-kernel in AVX-512F intrinsics: 24 accumulator registers (12 rows
-//! of two 16-float vectors), two loads of packed B and twelve broadcasts of packed A
-//! per step of the inner dimension, 24 fused multiply-adds; and the same loop with 4 or
-//! 8 rows and 16 columns, for the edges of C.
+//! The 8 × 48 micro-kernel in AVX-512F intrinsics: 24 accumulator registers (8 rows of
+//! three 16-float vectors), three loads of packed B and eight broadcasts of packed A
+//! per step of the inner dimension, 24 fused multiply-adds; and the same loop with 4
+//! rows or 16 and 32 columns, for the edges of C.
 //!
 //! Register-only intrinsics are safe inside a `#[target_feature]` function (Rust 1.87
 //! and later; AVX-512 intrinsics are stable from 1.89, the workspace's minimum); the
@@ -20,16 +20,16 @@ use super::{MR, NR, W};
 /// rows are 16 KiB apart and C does not stay in the caches between passes.
 const C_AHEAD: usize = 48;
 
-/// Steps ahead at which packed B is prefetched into L1 (2 KiB ahead of the loads).
+/// Steps ahead at which packed B is prefetched into L1 (3 KiB ahead of the loads).
 const B_AHEAD: usize = 16;
 
-/// `C[0..R, 0..V·16] (+)= A-panel · B-panel` over `kb` steps: `R` = MR rows and `V` = 2
-/// vectors (the whole NR = 32 columns) for whole tiles; fewer for the last panels of a
-/// block (at most 16 columns, fewer than MR rows), which would otherwise spend part of
+/// `C[0..R, 0..V·16] (+)= A-panel · B-panel` over `kb` steps: `R` = MR rows and `V` = 3
+/// vectors (the whole NR = 48 columns) for whole tiles; fewer for the last panels of a
+/// block (at most 32 columns, at most 4 rows), which would otherwise spend part of
 /// their multiply-adds on zero padding.
 ///
 /// # Safety
-/// - The CPU has AVX-512F; `R ≤ MR` and `V` is 1 or 2.
+/// - The CPU has AVX-512F; `R ≤ MR` and `V` is 1, 2 or 3.
 /// - `kb ≤ KC`; `a` points to `MR·KC` readable floats (`a[p·MR + r]`), and `b` to `NR·kb`
 ///   readable floats (`b[p·NR + j]`) whose start is 64-byte aligned.
 /// - `c` points to a tile of `R` rows of `V·16` floats each, row `r` starting at
@@ -54,8 +54,11 @@ pub(super) unsafe fn kernel<const R: usize, const V: usize>(
                 let row = c.wrapping_add(r * ldc);
                 // A prefetch is a hint that never faults: safe inside this AVX-512
                 // function.
-                _mm_prefetch::<_MM_HINT_T0>(row.cast());
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(V * W - 1).cast());
+                // Every line of the row's V·16 floats, whatever their alignment: one
+                // prefetch per 16 floats, and one at the last float.
+                for v in 0..=V {
+                    _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add((v * W).min(V * W - 1)).cast());
+                }
             }
         }
         // Packed B, B_AHEAD steps ahead (past the panel's end near the last steps: a
@@ -66,7 +69,7 @@ pub(super) unsafe fn kernel<const R: usize, const V: usize>(
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(v * W).cast());
         }
         // SAFETY: p < kb ≤ KC, r < R ≤ MR and V·16 ≤ NR, so b[p·NR .. p·NR + V·16]
-        // and a[p·MR + r] are within the panels (contract); b's rows are 128 bytes from a 64-byte
+        // and a[p·MR + r] are within the panels (contract); b's rows are 192 bytes from a 64-byte
         // aligned start, so the loads of B are aligned.
         unsafe {
             let bp = b.add(p * NR);

@@ -34,25 +34,34 @@
 mod avx512;
 
 /// Rows of C per micro-tile: the micro-kernel broadcasts this many values of A per step.
-pub(super) const MR: usize = 12;
+///
+/// MR × NR = 8 × 48 (three loads of B and eight broadcasts of A per 24 multiply-adds)
+/// against the first version's 12 × 32 (two loads, twelve broadcasts), on 2 Intel Xeon
+/// vCPUs, median of paired rounds against OpenBLAS in the same round, mean over runs:
+/// 1000³ 0.96 → 1.01 on one thread (2 and 4 runs) and 0.95 → 1.01 on two (2 runs
+/// each); 4096³ the same within the noise on one thread (1.01 and 1.00, 4 and 6 runs)
+/// and 1.01 → 1.04 on two (2 runs each). Its A micro-panel is smaller (12 KiB), so
+/// more of it stays in L1 while B streams past.
+pub(super) const MR: usize = 8;
 
-/// Columns of C per micro-tile: two 16-float vectors.
-const NR: usize = 32;
+/// Columns of C per micro-tile: three 16-float vectors.
+const NR: usize = 48;
 
 /// Floats per AVX-512 vector.
 const W: usize = 16;
 
-/// Inner-dimension block: an A micro-panel is MR × KC floats (18 KiB), read again for
-/// every B micro-panel (KC × NR, 48 KiB) that streams from L2. 384 against the first
-/// version's 256: fewer passes over C, and on 2 Intel Xeon vCPUs (`perf-compare`-style
-/// interleaved runs, median of 21 paired rounds against OpenBLAS in the same round)
-/// 2048³ on one thread went from 0.92 to 0.97 of OpenBLAS, 4096³ on two threads (one
-/// row block each) from 0.95 to 0.98.
+/// Inner-dimension block: an A micro-panel is MR × KC floats (12 KiB), read again for
+/// every B micro-panel (KC × NR, 72 KiB) that streams from L2. 384 against the first
+/// version's 256 (with the 12 × 32 kernel): fewer passes over C, and on 2 Intel Xeon
+/// vCPUs (`perf-compare`-style interleaved runs, median of 21 paired rounds against
+/// OpenBLAS in the same round) 2048³ on one thread went from 0.92 to 0.97 of OpenBLAS,
+/// 4096³ on two threads (one row block each) from 0.95 to 0.98. With the 8 × 48
+/// kernel, 256 measured the same as 384 within the machine's noise.
 const KC: usize = 384;
 
-/// Columns of B per packed block: KC × NC floats (768 KiB) stay in L2 while every
-/// A micro-panel of the call passes over them.
-const NC: usize = 512;
+/// Columns of B per packed block, ten micro-panels: KC × NC floats (720 KiB) stay in L2
+/// while every A micro-panel of the call passes over them.
+const NC: usize = 480;
 
 /// Whether this CPU runs the blocked kernel (x86-64 with AVX-512F, detected at run time).
 pub(super) fn available() -> bool {
@@ -141,12 +150,12 @@ fn tile_kernel(
     accumulate: bool,
 ) {
     if rows == MR && cols == NR {
-        micro(a_panel, b_panel, tile, ldc, kb, accumulate, MR, 2);
+        micro(a_panel, b_panel, tile, ldc, kb, accumulate, MR, 3);
         return;
     }
-    // A partial tile goes through a local one, computed by a kernel of 4, 8 or 12 rows
-    // and 16 or 32 columns, the least that covers it (n = 1000 leaves a last panel of
-    // 8 columns in every block, m = 1000 a last one of 4 rows).
+    // A partial tile goes through a local one, computed by a kernel of 4 or 8 rows and
+    // 16, 32 or 48 columns, the least that covers it (n = 1000 leaves a last block of
+    // 40 columns, m = 1003 a last panel of 3 rows).
     let mut local = [0.0f32; MR * NR];
     micro(
         a_panel,
@@ -168,8 +177,8 @@ fn tile_kernel(
     }
 }
 
-/// The micro-kernel on a tile of `c` (row stride `ldc`) of `rows` rows (4, 8 or MR)
-/// and `vectors` × 16 columns (`vectors` is 1 or 2).
+/// The micro-kernel on a tile of `c` (row stride `ldc`) of `rows` rows (4 or MR) and
+/// `vectors` × 16 columns (`vectors` is 1, 2 or 3).
 #[allow(clippy::too_many_arguments)]
 fn micro(
     a_panel: &[f32],
@@ -185,8 +194,8 @@ fn micro(
         a_panel.len() == MR * KC
             && kb <= KC
             && b_panel.len() == NR * kb
-            && matches!(rows, 4 | 8 | MR)
-            && (vectors == 1 || vectors == 2)
+            && matches!(rows, 4 | MR)
+            && (1..=3).contains(&vectors)
             && c.len() >= (rows - 1) * ldc + vectors * W,
         "micro-kernel lengths"
     );
@@ -204,10 +213,10 @@ fn micro(
         // tile have the lengths the kernel reads and writes (asserted above).
         unsafe {
             match (rows, vectors) {
+                (MR, 3) => kernel::<MR, 3>(kb, a, b, c, ldc, acc),
                 (MR, 2) => kernel::<MR, 2>(kb, a, b, c, ldc, acc),
                 (MR, _) => kernel::<MR, 1>(kb, a, b, c, ldc, acc),
-                (8, 2) => kernel::<8, 2>(kb, a, b, c, ldc, acc),
-                (8, _) => kernel::<8, 1>(kb, a, b, c, ldc, acc),
+                (_, 3) => kernel::<4, 3>(kb, a, b, c, ldc, acc),
                 (_, 2) => kernel::<4, 2>(kb, a, b, c, ldc, acc),
                 (_, _) => kernel::<4, 1>(kb, a, b, c, ldc, acc),
             }
@@ -272,7 +281,7 @@ fn pack_b(b: &[f32], ldb: usize, p0: usize, kb: usize, j0: usize, nb: usize, out
 thread_local! {
     /// Each thread's packing buffers, kept between calls: allocating (and faulting in)
     /// fresh ones costs as much as a 256³ product. At most `m × KC` floats of packed A
-    /// (12 MiB for 8192 rows, the default largest dimension) and `KC × NC` of packed B (768 KiB).
+    /// (12 MiB for 8192 rows, the default largest dimension) and `KC × NC` of packed B (720 KiB).
     static BUFFERS: std::cell::RefCell<Buffers> = const { std::cell::RefCell::new(Buffers(Vec::new())) };
 }
 
@@ -311,8 +320,8 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
-        // Whole tiles, partial tiles in each direction (last panels of 1–11 rows, which
-        // take the 4-, 8- and 12-row kernels, and of 1–31 columns, the 16- and 32-column
+        // Whole tiles, partial tiles in each direction (last panels of 1–7 rows, which
+        // take the 4- and 8-row kernels, and of 1–47 columns, the 16-, 32- and 48-column
         // ones), several k and n blocks.
         let shapes = [
             (20, 400, 50),
