@@ -38,6 +38,11 @@ pub struct Args {
     /// Skip checking the result.
     #[arg(long)]
     no_check: bool,
+    /// Calls to time: the first is cold (threads asleep, buffers and caches cold); with
+    /// more, the best and median of the warm calls after it are printed too. The last
+    /// call's result is the one checked.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    repeat: u32,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
@@ -56,10 +61,47 @@ struct MatmulOutput {
     /// GPU execution time, milliseconds (Metal only).
     gpu_ms: Option<f64>,
     gflops: f64,
+    /// The warm calls after the first (`--repeat` above 1).
+    warm: Option<WarmCalls>,
     /// What the result was checked against, if anything.
     checked_against: Option<&'static str>,
     /// The largest error relative to max|A|·max|B|·k.
     max_scaled_error: Option<f64>,
+}
+
+/// The calls after the first: what a caller that multiplies again and again sees.
+#[derive(Debug, Serialize)]
+struct WarmCalls {
+    calls: u32,
+    best_ms: f64,
+    median_ms: f64,
+    best_gflops: f64,
+    median_gflops: f64,
+}
+
+impl WarmCalls {
+    /// Best and median of `seconds` (at least one call) for a product of `flops`.
+    fn from_seconds(mut seconds: Vec<f64>, flops: f64) -> Option<Self> {
+        seconds.sort_by(f64::total_cmp);
+        let best = *seconds.first()?;
+        let median = seconds[seconds.len() / 2];
+        Some(Self {
+            calls: u32::try_from(seconds.len()).unwrap_or(u32::MAX),
+            best_ms: best * 1e3,
+            median_ms: median * 1e3,
+            best_gflops: gflops(flops, best),
+            median_gflops: gflops(flops, median),
+        })
+    }
+}
+
+/// `flops` over `seconds` in GFLOPS, 0 for a call too short to time.
+fn gflops(flops: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        flops / seconds / 1e9
+    } else {
+        0.0
+    }
 }
 
 /// Runs `fxn-cli matmul`.
@@ -82,6 +124,12 @@ pub fn run(args: &Args) -> CliResult {
     let started = Instant::now();
     let report = backend.matmul_with(&a, &b, &mut c, shape, &options)?;
     let seconds = started.elapsed().as_secs_f64();
+    let mut warm = Vec::new();
+    for _ in 1..args.repeat {
+        let started = Instant::now();
+        backend.matmul_with(&a, &b, &mut c, shape, &options)?;
+        warm.push(started.elapsed().as_secs_f64());
+    }
 
     let (checked_against, max_scaled_error) = if args.no_check {
         (None, None)
@@ -97,11 +145,8 @@ pub fn run(args: &Args) -> CliResult {
         method: report.method,
         total_ms: report.total.as_secs_f64() * 1e3,
         gpu_ms: report.gpu.map(|d| d.as_secs_f64() * 1e3),
-        gflops: if seconds > 0.0 {
-            shape.flops() / seconds / 1e9
-        } else {
-            0.0
-        },
+        gflops: gflops(shape.flops(), seconds),
+        warm: WarmCalls::from_seconds(warm, shape.flops()),
         checked_against,
         max_scaled_error,
     };
@@ -146,11 +191,21 @@ fn render(o: &MatmulOutput) -> String {
         o.backend, o.device, o.method
     );
     let _ = write!(s, "time:     {:.3} ms", o.total_ms);
+    if o.warm.is_some() {
+        let _ = write!(s, " (the first call)");
+    }
     if let Some(gpu) = o.gpu_ms {
         let _ = write!(s, " ({gpu:.3} ms on the GPU)");
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "GFLOPS:   {:.1}", o.gflops);
+    if let Some(w) = &o.warm {
+        let _ = writeln!(
+            s,
+            "warm:     {} more calls: best {:.3} ms ({:.1} GFLOPS), median {:.3} ms ({:.1} GFLOPS)",
+            w.calls, w.best_ms, w.best_gflops, w.median_ms, w.median_gflops
+        );
+    }
     match (o.checked_against, o.max_scaled_error) {
         (Some(against), Some(err)) => {
             let _ = writeln!(

@@ -90,6 +90,46 @@ fn matmul_checks_its_result_and_reports_gflops() {
     assert_eq!(doc["checked_against"], "f64 reference");
     assert!(doc["max_scaled_error"].as_f64().unwrap() < 1e-5);
     assert!(doc["gflops"].as_f64().unwrap() > 0.0);
+    assert!(doc["warm"].is_null(), "one call has no warm calls");
+}
+
+#[test]
+fn matmul_repeat_times_the_warm_calls() {
+    let out = fxn(&[
+        "matmul",
+        "-m",
+        "40",
+        "--backend",
+        "cpu",
+        "--repeat",
+        "4",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let warm = &doc["warm"];
+    assert_eq!(warm["calls"], 3);
+    let (best, median) = (
+        warm["best_ms"].as_f64().unwrap(),
+        warm["median_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        best > 0.0 && best <= median,
+        "best {best} ms, median {median} ms"
+    );
+    assert!(warm["best_gflops"].as_f64().unwrap() >= warm["median_gflops"].as_f64().unwrap());
+    assert_eq!(doc["checked_against"], "f64 reference");
+
+    let out = fxn(&["matmul", "-m", "40", "--backend", "cpu", "--repeat", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("(the first call)") && text.contains("warm:     2 more calls"),
+        "{text}"
+    );
+
+    let out = fxn(&["matmul", "--repeat", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]
