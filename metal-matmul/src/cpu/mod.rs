@@ -2,7 +2,7 @@
 //! Intel CPUs with AVX-512, our own blocked kernel.
 //!
 //! General shapes go to faer, except on Intel CPUs with AVX-512, where products with a
-//! long inner dimension and wide rows of C (k ≥ 512, n ≥ 768), on which faer was
+//! long inner dimension and wide rows of C (k ≥ 256, n ≥ 768), on which faer was
 //! measured below OpenBLAS, go to our own [`blocked`] kernel, one row block per thread
 //! (see [`use_blocked`] and [`split_tall`]); the vector shapes (`m == 1` or `n == 1`) go to the
 //! streaming kernels in [`gemv`], because packing a vector costs more than the product.
@@ -233,7 +233,7 @@ const SPLIT_MIN_ROWS: usize = 60;
 
 /// Whether a one-thread GEMM takes the [`blocked`] AVX-512 kernel instead of faer: on
 /// Intel CPUs with AVX-512, for C rows of 768 columns or more, an inner dimension of
-/// 512 or more, and 64 rows or more. `cpu_intel` is whether the CPU's vendor is Intel.
+/// 256 or more, and 64 rows or more. `cpu_intel` is whether the CPU's vendor is Intel.
 ///
 /// Measured on 2 Intel Xeon vCPUs under KVM, one thread:
 /// - faer 0.24's AVX-512 path (its `private-gemm-x86` blocking) loses 30–45% on rows of
@@ -242,11 +242,17 @@ const SPLIT_MIN_ROWS: usize = 60;
 /// - With KC = 384 (see [`blocked`]), median of 21 paired rounds against OpenBLAS in
 ///   the same round: 2048³ 0.97 (faer 0.95), 4096³ 0.98 (faer 0.90), 1024³ and
 ///   768×1024×1024 the same as faer (1.02).
-/// - Outside this region faer stays: at k = 256 and on small products it was as fast
-///   or faster. On AMD Zen 4 faer showed no such loss (1000³ at 105 GFLOPS, OpenBLAS
-///   101), so other vendors keep faer everywhere.
+/// - The band reaches below k = 512, where the first version of this rule left faer:
+///   1000×500×1000 through faer 55–73 GFLOPS on one thread and 103–132 on two
+///   (OpenBLAS 110–113 and 186–209 in the same runs), through the 8 × 48 kernel 111 and
+///   174–206; 1000×384×1000 70–83 (one thread) and 140 (two) through faer, 103–121 and
+///   200–207 through the kernel. Hence k ≥ 256 since 2026-11-26: at k = 256–300
+///   (1000×256×1000, 768×300×800, 2048×256×2048) both were level.
+/// - Outside this region faer stays: on narrow products (n = 256 or 512) and small
+///   ones it was as fast or faster. On AMD Zen 4 faer showed no such loss (1000³ at
+///   105 GFLOPS, OpenBLAS 101), so other vendors keep faer everywhere.
 fn use_blocked(shape: Shape, cpu_intel: bool) -> bool {
-    cpu_intel && blocked::available() && shape.m >= 64 && shape.k >= 512 && shape.n >= 768
+    cpu_intel && blocked::available() && shape.m >= 64 && shape.k >= 256 && shape.n >= 768
 }
 
 /// True for matrix × vector (`n == 1`) and vector × matrix (`m == 1`), which take the
@@ -377,6 +383,8 @@ mod tests {
         let shapes = [
             Shape::new(100, 520, 800),
             Shape::new(64, 512, 768),
+            Shape::new(70, 256, 800),
+            Shape::new(130, 300, 1000),
             Shape::new(1023, 700, 1023),
             Shape::new(1030, 900, 1100),
         ];
@@ -385,7 +393,7 @@ mod tests {
             assert_matches_reference(&cpu, shape);
         }
         assert!(!use_blocked(Shape::new(63, 1000, 1024), true));
-        assert!(!use_blocked(Shape::new(1000, 511, 1000), true));
+        assert!(!use_blocked(Shape::new(1000, 255, 1000), true));
         assert!(!use_blocked(Shape::new(1000, 1000, 767), true));
         assert!(!use_blocked(Shape::new(1000, 1000, 1000), false));
     }
