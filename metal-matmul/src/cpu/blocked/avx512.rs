@@ -52,10 +52,9 @@ pub(super) unsafe fn kernel<const R: usize, const V: usize>(
         if p == fetch_c_at {
             for r in 0..R {
                 let row = c.wrapping_add(r * ldc);
-                // A prefetch is a hint that never faults: safe inside this AVX-512
-                // function.
                 // Every line of the row's V·16 floats, whatever their alignment: one
-                // prefetch per 16 floats, and one at the last float.
+                // prefetch per 16 floats, and one at the last float. A prefetch is a
+                // hint that never faults: safe inside this AVX-512 function.
                 for v in 0..=V {
                     _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add((v * W).min(V * W - 1)).cast());
                 }

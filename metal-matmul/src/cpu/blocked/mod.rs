@@ -261,9 +261,9 @@ fn pack_a(a: &[f32], lda: usize, p0: usize, kb: usize, out: &mut [f32]) {
 /// Packs the block `B[p0..p0 + kb, j0..j0 + nb]` (row stride `ldb`) into NR-column
 /// micro-panels of `kb` rows of NR floats: panel `jp` holds `b[p0 + p, j0 + jp·NR + j]`
 /// at `jp·NR·kb + p·NR + j`, the columns past `nb` zero. It walks B row by row, so the
-/// reads are sequential; panel by panel, each read was 128 bytes of a different row,
-/// and two threads each packing their own copy of B were 3–4% slower on 1000³ and
-/// 1024³ (median of 21 paired rounds against OpenBLAS).
+/// reads are sequential. Packed panel by panel (with the earlier 32-column panels, each
+/// read 128 bytes of a different row), two threads each packing their own copy of B
+/// were 3–4% slower on 1000³ and 1024³ (median of 21 paired rounds against OpenBLAS).
 fn pack_b(b: &[f32], ldb: usize, p0: usize, kb: usize, j0: usize, nb: usize, out: &mut [f32]) {
     let panels = nb.div_ceil(NR);
     for p in 0..kb {
