@@ -1,10 +1,13 @@
 //! The CPU backend: multithreaded f32 GEMM on every platform, through faer and, on
-//! Intel CPUs with AVX-512, our own blocked kernel.
+//! Intel CPUs with AVX-512, our own blocked and narrow kernels.
 //!
 //! General shapes go to faer, except on Intel CPUs with AVX-512, where products with a
 //! long inner dimension and wide rows of C (k ≥ 256, n ≥ 768), on which faer was
 //! measured below OpenBLAS, go to our own [`blocked`] kernel, one row block per thread
-//! (see [`use_blocked`] and [`split_tall`]); the vector shapes (`m == 1` or `n == 1`) go to the
+//! (see [`use_blocked`] and [`split_tall`]), and tall narrow ones (n ≤ 64, m ≥ 512,
+//! k ≥ 256) to the [`narrow`] kernel, which packs nothing, in row blocks of at least
+//! 512 rows (see [`use_narrow`] and [`narrow_blocks_per_thread`]);
+//! the vector shapes (`m == 1` or `n == 1`) go to the
 //! streaming kernels in [`gemv`], because packing a vector costs more than the product.
 //!
 //! faer was chosen by measurement against OpenBLAS, gemm and matrixmultiply (see the
@@ -23,6 +26,7 @@
 mod blocked;
 mod gemv;
 mod info;
+mod narrow;
 mod permits;
 mod tasks;
 
@@ -167,11 +171,13 @@ impl CpuBackend {
         });
     }
 
-    /// `C = A·B` on the calling thread: through the blocked kernel where it is chosen (see
-    /// [`use_blocked`]), through faer elsewhere.
+    /// `C = A·B` on the calling thread: through the blocked kernel or the narrow one where
+    /// they are chosen (see [`use_blocked`] and [`use_narrow`]), through faer elsewhere.
     fn gemm_one_thread(&self, a: &[f32], b: &[f32], c: &mut [f32], shape: Shape) {
         if use_blocked(shape, self.intel) {
             blocked::gemm(a, b, c, shape.m, shape.k, shape.n);
+        } else if use_narrow(shape, self.intel) {
+            narrow::gemm(a, b, c, shape.m, shape.k, shape.n);
         } else {
             gemm(a, b, c, shape, Par::Seq);
         }
@@ -255,6 +261,45 @@ fn use_blocked(shape: Shape, cpu_intel: bool) -> bool {
     cpu_intel && blocked::available() && shape.m >= 64 && shape.k >= 256 && shape.n >= 768
 }
 
+/// Whether a one-thread GEMM takes the [`narrow`] AVX-512 kernel (A and B unpacked)
+/// instead of faer: on Intel CPUs with AVX-512, for C of at most 64 columns, 512 rows or
+/// more and an inner dimension of 256 or more. (The vector shapes, `n == 1`, never get
+/// here.) On several threads such products run as row blocks of at least 512 rows, each
+/// through the narrow kernel (see [`narrow_blocks_per_thread`]).
+///
+/// Measured on 2 Intel Xeon vCPUs under KVM, one thread, median of 7–15 interleaved
+/// rounds, narrow kernel / faer / OpenBLAS in GFLOPS (the machine in a slow phase for
+/// some rows: compare within a row):
+/// - 4096×4096×64: 111–123 / 80–90 / 61–76; ×32: 76–78 / 55 / 50; ×16: 58 / 35 / 30;
+/// - 1000×1000×64: 90–106 / 80 / 65; 512×4096×64: 101–104 / 95 / 76;
+///   4096×256×64: 97 / 71 / 64; 500×1000×48: 86–88 / 80 / 68;
+/// - where faer kept up: 256×4096×64 88 / 102, 256×1000×64 100 / 100, 64×4096×64 77 /
+///   98, 4096×64×64 119 / 121. Hence 512 rows and k ≥ 256.
+///
+/// On AMD Zen 4 it was not measured, so other vendors keep faer.
+fn use_narrow(shape: Shape, cpu_intel: bool) -> bool {
+    cpu_intel && narrow::available() && shape.n <= narrow::MAX_N && shape.m >= 512 && shape.k >= 256
+}
+
+/// Row blocks per thread for a product [`use_narrow`] takes, on several threads: as
+/// many as [`SPLIT_BLOCKS_PER_THREAD`] while each keeps [`NARROW_MIN_ROWS`] rows (so it
+/// still goes to the narrow kernel), or `None` when the product is not narrow or
+/// cannot give every thread that many rows.
+///
+/// Several blocks per thread, claimed as threads come free, because the narrow kernel
+/// packs nothing, so a block costs nothing to start, and a thread that falls behind
+/// (a worker woken late, a busy host core) then leaves fewer rows to the other.
+/// 4096×4096×64 on 2 Intel Xeon vCPUs, median of 15 interleaved rounds: 175–185 GFLOPS
+/// with 4 blocks per thread against 136–151 with one (faer's own split: 142–149, in the
+/// same rounds).
+fn narrow_blocks_per_thread(shape: Shape, threads: usize, cpu_intel: bool) -> Option<usize> {
+    let per_thread = (shape.m / (threads * NARROW_MIN_ROWS)).min(SPLIT_BLOCKS_PER_THREAD);
+    (per_thread >= 1 && use_narrow(shape, cpu_intel)).then_some(per_thread)
+}
+
+/// The fewest rows of C [`use_narrow`] sends to the narrow kernel.
+const NARROW_MIN_ROWS: usize = 512;
+
 /// True for matrix × vector (`n == 1`) and vector × matrix (`m == 1`), which take the
 /// streaming kernels instead of the GEMM.
 fn is_vector_shape(shape: Shape) -> bool {
@@ -318,6 +363,8 @@ impl Backend for CpuBackend {
                 }
             } else if threads == 1 {
                 self.gemm_one_thread(a, b, c, shape);
+            } else if let Some(per_thread) = narrow_blocks_per_thread(shape, threads, self.intel) {
+                self.gemm_row_blocks(a, b, c, shape, threads, per_thread);
             } else if split_rows(shape, threads) {
                 self.gemm_row_blocks(a, b, c, shape, threads, SPLIT_BLOCKS_PER_THREAD);
             } else if split_tall(shape, threads, self.intel) {
@@ -396,6 +443,41 @@ mod tests {
         assert!(!use_blocked(Shape::new(1000, 255, 1000), true));
         assert!(!use_blocked(Shape::new(1000, 1000, 767), true));
         assert!(!use_blocked(Shape::new(1000, 1000, 1000), false));
+    }
+
+    #[test]
+    fn the_narrow_region_matches_the_reference() {
+        // One thread, and two (one row block per thread), at the edges of the region
+        // `use_narrow` sends to the narrow kernel (on an Intel CPU with AVX-512).
+        let shapes = [
+            Shape::new(512, 256, 64),
+            Shape::new(515, 300, 2),
+            Shape::new(1100, 700, 33),
+            Shape::new(2050, 600, 17),
+            Shape::new(4200, 260, 64),
+        ];
+        for threads in [1, 2] {
+            let cpu = CpuBackend::with_threads(threads).unwrap();
+            for shape in shapes {
+                assert!(use_narrow(shape, true) == narrow::available(), "{shape}");
+                assert_matches_reference(&cpu, shape);
+            }
+        }
+        assert!(!use_narrow(Shape::new(511, 1000, 64), true));
+        assert!(!use_narrow(Shape::new(1000, 255, 64), true));
+        assert!(!use_narrow(Shape::new(1000, 1000, 65), true));
+        assert!(!use_narrow(Shape::new(1000, 1000, 64), false));
+        // Blocks of at least 512 rows, at most 4 per thread.
+        let per_thread = |m| narrow_blocks_per_thread(Shape::new(m, 1000, 64), 2, true);
+        if narrow::available() {
+            assert_eq!(per_thread(1000), None);
+            assert_eq!(per_thread(1024), Some(1));
+            assert_eq!(per_thread(3000), Some(2));
+            assert_eq!(per_thread(4096), Some(4));
+            assert_eq!(per_thread(9000), Some(4));
+        } else {
+            assert_eq!(per_thread(4096), None);
+        }
     }
 
     #[test]
