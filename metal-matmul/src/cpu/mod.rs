@@ -2,7 +2,7 @@
 //! Intel CPUs with AVX-512, our own blocked and narrow kernels.
 //!
 //! General shapes go to faer, except on Intel CPUs with AVX-512, where products with a
-//! long inner dimension and wide rows of C (k ≥ 256, n ≥ 768), on which faer was
+//! long inner dimension and wide rows of C (k ≥ 256, n ≥ 640, m ≥ 16), on which faer was
 //! measured below OpenBLAS, go to our own [`blocked`] kernel, one row block per thread
 //! (see [`use_blocked`] and [`split_tall`]), and tall narrow ones (n ≤ 64, m ≥ 512,
 //! k ≥ 256) to the [`narrow`] kernel, which packs nothing, in row blocks of at least
@@ -217,8 +217,16 @@ fn split_rows(shape: Shape, threads: usize) -> bool {
 fn split_tall(shape: Shape, threads: usize, cpu_intel: bool) -> bool {
     let rows = shape.m / threads;
     let block = Shape::new(rows, shape.k, shape.n);
-    shape.k > SPLIT_MAX_K && (rows >= SPLIT_TALL_MIN_ROWS || use_blocked(block, cpu_intel))
+    shape.k > SPLIT_MAX_K
+        && (rows >= SPLIT_TALL_MIN_ROWS
+            || (rows >= SPLIT_BLOCKED_MIN_ROWS && use_blocked(block, cpu_intel)))
 }
+
+/// The fewest rows of C per thread [`split_tall`] gives the blocked kernel. Each block
+/// packs all of B for itself, which few rows do not pay for: on two Intel Xeon vCPUs,
+/// best GFLOPS, 16×1000×1000 reached 65 in two 8-row blocks against 87 through faer's
+/// own split; 64×1000×1000 133 against 134.
+const SPLIT_BLOCKED_MIN_ROWS: usize = 64;
 
 /// The fewest rows of C per thread [`split_tall`] accepts.
 const SPLIT_TALL_MIN_ROWS: usize = 1024;
@@ -238,8 +246,8 @@ const SPLIT_BLOCKS_PER_THREAD: usize = 4;
 const SPLIT_MIN_ROWS: usize = 60;
 
 /// Whether a one-thread GEMM takes the [`blocked`] AVX-512 kernel instead of faer: on
-/// Intel CPUs with AVX-512, for C rows of 768 columns or more, an inner dimension of
-/// 256 or more, and 64 rows or more. `cpu_intel` is whether the CPU's vendor is Intel.
+/// Intel CPUs with AVX-512, for C rows of 640 columns or more, an inner dimension of
+/// 256 or more, and 16 rows or more. `cpu_intel` is whether the CPU's vendor is Intel.
 ///
 /// Measured on 2 Intel Xeon vCPUs under KVM, one thread:
 /// - faer 0.24's AVX-512 path (its `private-gemm-x86` blocking) loses 30–45% on rows of
@@ -254,11 +262,22 @@ const SPLIT_MIN_ROWS: usize = 60;
 ///   174–206; 1000×384×1000 70–83 (one thread) and 140 (two) through faer, 103–121 and
 ///   200–207 through the kernel. Hence k ≥ 256 since 2026-11-26: at k = 256–300
 ///   (1000×256×1000, 768×300×800, 2048×256×2048) both were level.
-/// - Outside this region faer stays: on narrow products (n = 256 or 512) and small
+/// - The n and m edges, measured again with the 8 × 48 kernel on 2026-11-26
+///   (`perf-compare --threads 1`, the rule widened so that the `ours` column ran the
+///   kernel; best GFLOPS, kernel against faer): the band reaches below n = 768
+///   (1000×1000×640 91 / 86, ×700 103 / 80, ×760 91 / 81, 2048×1000×640 88 / 80,
+///   500×1000×700 91 / 79), not below 640 (1000×1000×576 86 / 89, ×512 110 / 116,
+///   ×256 105 / 120, 2048×2048×512 106 / 115). Few rows are a band of their own, where
+///   faer falls further: 16×1000×1000 53 / 39, 32×1000×1000 69 / 44, 64×1000×1000
+///   77 / 43, 128×1000×1000 82 / 44, 16×4096×4096 34 / 23, 64×4096×4096 67 / 50,
+///   12×2000×2000 42 / 19, 16×300×2000 60 / 45, 16×256×1000 65 / 62; with 8 rows or
+///   fewer faer was level or ahead (8×1000×1000 34 / 34, 8×256×1000 43 / 86, 4×1000×1000
+///   20 / 28). Hence n ≥ 640 and m ≥ 16 since then (n ≥ 768 and m ≥ 64 before).
+/// - Outside this region faer stays: on narrower products (n = 576 or less) and small
 ///   ones it was as fast or faster. On AMD Zen 4 faer showed no such loss (1000³ at
 ///   105 GFLOPS, OpenBLAS 101), so other vendors keep faer everywhere.
 fn use_blocked(shape: Shape, cpu_intel: bool) -> bool {
-    cpu_intel && blocked::available() && shape.m >= 64 && shape.k >= 256 && shape.n >= 768
+    cpu_intel && blocked::available() && shape.m >= 16 && shape.k >= 256 && shape.n >= 640
 }
 
 /// Whether a one-thread GEMM takes the [`narrow`] AVX-512 kernel (A and B unpacked)
@@ -430,6 +449,8 @@ mod tests {
         let shapes = [
             Shape::new(100, 520, 800),
             Shape::new(64, 512, 768),
+            Shape::new(16, 256, 640),
+            Shape::new(21, 1000, 700),
             Shape::new(70, 256, 800),
             Shape::new(130, 300, 1000),
             Shape::new(1023, 700, 1023),
@@ -439,9 +460,9 @@ mod tests {
             assert!(use_blocked(shape, true) == blocked::available(), "{shape}");
             assert_matches_reference(&cpu, shape);
         }
-        assert!(!use_blocked(Shape::new(63, 1000, 1024), true));
+        assert!(!use_blocked(Shape::new(15, 1000, 1024), true));
         assert!(!use_blocked(Shape::new(1000, 255, 1000), true));
-        assert!(!use_blocked(Shape::new(1000, 1000, 767), true));
+        assert!(!use_blocked(Shape::new(1000, 1000, 639), true));
         assert!(!use_blocked(Shape::new(1000, 1000, 1000), false));
     }
 
@@ -504,6 +525,8 @@ mod tests {
             use_blocked(Shape::new(500, 1000, 1000), cpu.intel)
         );
         assert!(!split_tall(Shape::new(1000, 1000, 1000), 2, false));
+        // Blocks of 50 rows: too few to pay for packing all of B each.
+        assert!(!split_tall(Shape::new(100, 1000, 1000), 2, true));
         assert_eq!(cpu.threads_for(Shape::new(1001, 100, 300)), 2);
         for shape in shapes {
             assert_matches_reference(&cpu, shape);

@@ -7,7 +7,7 @@
 //! GFLOPS on one thread where OpenBLAS 0.3.21's SkylakeX kernel reaches 107–118, and
 //! trails OpenBLAS by 5–10% on large products (4096³). This kernel reaches OpenBLAS's
 //! level there, so on Intel CPUs with AVX-512 the backend sends it every product with
-//! k ≥ 256 and n ≥ 768 (see `use_blocked` in the parent module); smaller and thinner
+//! k ≥ 256, n ≥ 640 and m ≥ 16 (see `use_blocked` in the parent module); smaller and thinner
 //! products stay with faer, which was as fast or faster on them.
 //!
 //! The algorithm is the five loops of BLIS (Van Zee and van de Geijn, "BLIS: A
