@@ -1,12 +1,14 @@
 //! The CPU backend: multithreaded f32 GEMM on every platform, through faer and, on
-//! Intel CPUs with AVX-512, our own blocked and narrow kernels.
+//! Intel CPUs with AVX-512, our own blocked, narrow and few-rows kernels.
 //!
 //! General shapes go to faer, except on Intel CPUs with AVX-512, where products with a
 //! long inner dimension and wide rows of C (k ≥ 256, n ≥ 640, m ≥ 16), on which faer was
 //! measured below OpenBLAS, go to our own [`blocked`] kernel, one row block per thread
 //! (see [`use_blocked`] and [`split_tall`]), and tall narrow ones (n ≤ 64, m ≥ 512,
 //! k ≥ 256) to the [`narrow`] kernel, which packs nothing, in row blocks of at least
-//! 512 rows (see [`use_narrow`] and [`narrow_blocks_per_thread`]);
+//! 512 rows (see [`use_narrow`] and [`narrow_blocks_per_thread`]), and products of 2 to
+//! 15 rows whose B does not fit in L2 to the [`few_rows`] kernel, which streams B once
+//! (see [`use_few_rows`]);
 //! the vector shapes (`m == 1` or `n == 1`) go to the
 //! streaming kernels in [`gemv`], because packing a vector costs more than the product.
 //!
@@ -24,6 +26,7 @@
 //! cost more than the product.
 
 mod blocked;
+mod few_rows;
 mod gemv;
 mod info;
 mod narrow;
@@ -319,6 +322,43 @@ fn narrow_blocks_per_thread(shape: Shape, threads: usize, cpu_intel: bool) -> Op
 /// The fewest rows of C [`use_narrow`] sends to the narrow kernel.
 const NARROW_MIN_ROWS: usize = 512;
 
+/// Whether a GEMM on `threads` threads takes the [`few_rows`] AVX-512 kernel (B
+/// streamed once, unpacked) instead of faer: on Intel CPUs with AVX-512, for C of 2 to
+/// 8 rows when B has at least 2^19 elements (2 MiB, more than the Xeon's L2), and of 9
+/// to 15 rows when it has at least 2^21 (8 MiB); on several threads, when B has at
+/// least 2^22 (16 MiB).
+///
+/// Measured on 2 Intel Xeon vCPUs, `perf-compare --threads 1` with this rule widened to
+/// every shape of 2–15 rows (so `ours` ran the kernel), best GFLOPS, kernel / faer /
+/// OpenBLAS, 2026-11-26:
+/// - B beyond L2: 2×4096×4096 15 / 4 / 2, 8×4096×4096 32 / 14 / 8, 15×4096×4096
+///   50 / 23 / 13, 12×2048×2048 52 / 19 / 14, 15×2048×2048 44 / 24 / 15, 15×1500×1500
+///   55 / 26 / 31, 2×1000×1000 21 / 17 / 10, 4×1000×1000 43 / 32 / 20, 8×1000×1000
+///   46 / 37 / 33, 8×500×1000 57 / 42 / 39, 4×512×2048 39 / 31 / 15, 8×2048×512 52 / 42
+///   / 26;
+/// - B in L2, where the libraries' packed kernels win: 8×256×1000 53 / 79 / 48,
+///   8×1000×64 57 / 57 / 137, 8×64×4096 40 / 59 / 45; and 15×1000×1000 32 / 38 / 39
+///   (more rows make each pass over C dearer against the packed kernels).
+///
+/// Two threads (`--threads 2`, the inner dimension split between them), kernel / faer's
+/// own split: 2×4096×4096 26 / 8, 8×4096×4096 67 / 23, 15×2048×2048 76 / 49; but
+/// 8×500×1000 102 / 104, 4×512×2048 41 / 58, 15×1500×1500 78 / 93, where faer's split
+/// scaled better.
+fn use_few_rows(shape: Shape, threads: usize, cpu_intel: bool) -> bool {
+    let b_elements = shape.k * shape.n;
+    let min_b = if threads > 1 {
+        1 << 22
+    } else if shape.m <= 8 {
+        1 << 19
+    } else {
+        1 << 21
+    };
+    cpu_intel
+        && few_rows::available()
+        && (2..=few_rows::MAX_M).contains(&shape.m)
+        && b_elements >= min_b
+}
+
 /// True for matrix × vector (`n == 1`) and vector × matrix (`m == 1`), which take the
 /// streaming kernels instead of the GEMM.
 fn is_vector_shape(shape: Shape) -> bool {
@@ -380,6 +420,9 @@ impl Backend for CpuBackend {
                 } else {
                     gemv::vector_matrix(&self.pool, a, b, c, shape.n, threads);
                 }
+            } else if use_few_rows(shape, threads, self.intel) {
+                let dims = (shape.m, shape.k, shape.n);
+                few_rows::gemm(&self.pool, threads, a, b, c, dims);
             } else if threads == 1 {
                 self.gemm_one_thread(a, b, c, shape);
             } else if let Some(per_thread) = narrow_blocks_per_thread(shape, threads, self.intel) {
@@ -499,6 +542,35 @@ mod tests {
         } else {
             assert_eq!(per_thread(4096), None);
         }
+    }
+
+    #[test]
+    fn the_few_rows_region_matches_the_reference() {
+        // One and two threads (the inner dimension split into tasks), at the edges of
+        // the region `use_few_rows` sends to the few-rows kernel (on an Intel CPU with
+        // AVX-512).
+        let one_thread = [
+            Shape::new(2, 1024, 512),
+            Shape::new(8, 700, 749),
+            Shape::new(9, 2048, 1024),
+            Shape::new(15, 1500, 1400),
+        ];
+        let two_threads = [Shape::new(3, 2048, 2048), Shape::new(15, 1001, 4200)];
+        for (threads, shapes) in [(1, &one_thread[..]), (2, &two_threads[..])] {
+            let cpu = CpuBackend::with_threads(threads).unwrap();
+            for &shape in shapes {
+                assert_eq!(cpu.threads_for(shape), threads, "{shape}");
+                let chosen = use_few_rows(shape, threads, true);
+                assert!(chosen == few_rows::available(), "{shape}");
+                assert_matches_reference(&cpu, shape);
+            }
+        }
+        assert!(!use_few_rows(Shape::new(8, 256, 1000), 1, true));
+        assert!(!use_few_rows(Shape::new(15, 1000, 1000), 1, true));
+        assert!(!use_few_rows(Shape::new(16, 4096, 4096), 1, true));
+        assert!(!use_few_rows(Shape::new(1, 4096, 4096), 1, true));
+        assert!(!use_few_rows(Shape::new(8, 4096, 4096), 1, false));
+        assert!(!use_few_rows(Shape::new(8, 2048, 1000), 2, true));
     }
 
     #[test]
