@@ -15,7 +15,8 @@ use metal_matmul::{Backend, CpuBackend, Shape};
 /// The plan's sizes.
 const SIZES: &[usize] = &[32, 64, 128, 256, 512, 1024, 2048];
 
-/// Issue 5's shapes, m×k×n.
+/// Issue 5's shapes, m×k×n, then a few-rows and a narrow one (which the backend has
+/// kernels of its own for on Intel CPUs with AVX-512).
 const SHAPES: &[(usize, usize, usize)] = &[
     (4096, 4096, 4096),
     (1000, 1000, 1000),
@@ -24,6 +25,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (4096, 4096, 64),
     (1, 4096, 4096),
     (4096, 4096, 1),
+    (8, 4096, 4096),
+    (4096, 4096, 16),
 ];
 
 fn values(len: usize, seed: u64) -> Vec<f32> {

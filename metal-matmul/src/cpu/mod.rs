@@ -20,10 +20,9 @@
 //! Each backend owns a rayon pool of its worker threads. A product worth several
 //! threads is admitted through [`permits`], which bound the pool's threads computing
 //! at once to its workers: a caller alone gets every thread its product is worth and
-//! runs on the pool; a GEMM that finds no thread free runs on its caller's thread at
-//! once, and a vector product waits its turn for all of its threads. A product worth
-//! one thread runs on its caller's thread at once, where waiting for a hand-off would
-//! cost more than the product.
+//! runs on the pool; a product that finds no thread free runs on its caller's thread
+//! at once. A product worth one thread runs on its caller's thread at once, where
+//! waiting for a hand-off would cost more than the product.
 
 mod blocked;
 mod few_rows;
@@ -402,14 +401,11 @@ impl Backend for CpuBackend {
             c.fill(0.0);
         } else {
             // Products worth several threads are admitted through the permits (see
-            // [`permits`]): a GEMM takes what is free and, if nothing is, runs on this
-            // caller's thread alone; the memory-bound vector shapes wait for all of
-            // their threads. One thread runs on this caller's thread.
+            // [`permits`]): a call takes what is free and, if nothing is, runs on this
+            // caller's thread alone. One thread runs on this caller's thread.
             let want = self.threads_for(shape);
             let held = if want == 1 {
                 None
-            } else if is_vector_shape(shape) {
-                Some(self.permits.acquire_all(want))
             } else {
                 self.permits.try_acquire(want)
             };
