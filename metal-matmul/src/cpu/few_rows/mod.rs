@@ -187,6 +187,37 @@ mod tests {
     use super::*;
     use crate::Shape;
     use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
+    use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any count of rows up to MAX_M, any inner dimension (none, a few rows left
+        /// after the last pass of eight, several tasks) and any width (whole and
+        /// masked chunks), on one and two threads, with random values.
+        #[test]
+        fn any_shape_matches_the_reference(
+            m in 1usize..=MAX_M,
+            k in 0usize..1100,
+            n in 1usize..90,
+            threads in 1usize..=2,
+            seed in any::<u64>(),
+        ) {
+            if !available() {
+                return Ok(());
+            }
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let mut rng = StdRng::seed_from_u64(seed);
+            let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut c = vec![f32::NAN; m * n];
+            gemm(&pool, threads, &a, &b, &mut c, (m, k, n));
+            let checked = verify_product(&a, &b, &c, Shape::new(m, k, n), DEFAULT_TOLERANCE);
+            prop_assert!(checked.is_ok(), "{m}×{k}×{n} on {threads}: {checked:?}");
+        }
+    }
 
     #[test]
     fn every_edge_matches_the_reference() {

@@ -151,6 +151,34 @@ mod tests {
     use super::*;
     use crate::Shape;
     use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
+    use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any width up to MAX_N (whole and masked vectors), any count of rows (whole
+        /// groups and the rows after them), any inner dimension, with random values.
+        #[test]
+        fn any_shape_matches_the_reference(
+            m in 1usize..60,
+            k in 0usize..400,
+            n in 1usize..=MAX_N,
+            seed in any::<u64>(),
+        ) {
+            if !available() {
+                return Ok(());
+            }
+            let mut rng = StdRng::seed_from_u64(seed);
+            let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut c = vec![f32::NAN; m * n];
+            gemm(&a, &b, &mut c, m, k, n);
+            let checked = verify_product(&a, &b, &c, Shape::new(m, k, n), DEFAULT_TOLERANCE);
+            prop_assert!(checked.is_ok(), "{m}×{k}×{n}: {checked:?}");
+        }
+    }
 
     #[test]
     fn every_width_and_edge_matches_the_reference() {
