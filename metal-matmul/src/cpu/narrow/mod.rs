@@ -4,14 +4,14 @@
 //! Why: a GEMM library packs A into micro-panels before its micro-kernel runs. When C
 //! is narrow, every element of A takes part in only `n` multiply-adds, so packing A
 //! (reading and writing all of it once more) costs a large share of the product:
-//! 4096×4096×64 on one thread reached 81–93 GFLOPS through faer 0.24 and 70–86
-//! through OpenBLAS 0.3.21 on 2 Intel Xeon vCPUs, where the register peak is about
-//! 136. Here a micro-kernel broadcasts A's values straight from its rows (each row is
+//! 4096×4096×64 on one thread reached 84–104 GFLOPS through faer 0.24 and 70–86
+//! through OpenBLAS 0.3.21 on 2 Intel Xeon vCPUs (best of each of four interleaved
+//! runs), where the register peak is about 136. Here a micro-kernel broadcasts A's values straight from its rows (each row is
 //! read once, front to back: streams the hardware prefetcher follows) and loads B's
 //! rows as they lie, `n` floats each (the last vector masked), which for `n ≤ 64` is
 //! already the layout a packed B panel would have. The same product then reached
-//! 111–123 GFLOPS (median of 7–15 interleaved rounds; see `use_narrow` in the parent
-//! module for the region and the other shapes measured).
+//! 113–123 GFLOPS in the same runs (see `use_narrow` in the parent module for the
+//! region and the other shapes measured).
 //!
 //! The inner dimension is cut into blocks of at most [`B_BLOCK_FLOATS`]`/ n` steps, so
 //! the rows of B one block reads (at most 512 KiB) stay in L2 while every row of A
@@ -30,7 +30,8 @@ const W: usize = 16;
 /// Xeon's 2 MiB L2): B stays in L2 beside the lines of A streaming through. On one
 /// thread, 4096×4096×64 measured the same with 1 MiB blocks (the whole of B), and on
 /// two threads 256 KiB and 512 KiB blocks were ahead of 1 MiB ones (median of 9–15
-/// interleaved rounds: 141–158 against 135–148 GFLOPS).
+/// interleaved rounds: 141–158 against 135–148 GFLOPS with one row block per thread,
+/// 175–185 against 150 with four).
 const B_BLOCK_FLOATS: usize = 128 * 1024;
 
 /// Whether this CPU runs the narrow kernel (x86-64 with AVX-512F, detected at run time).
