@@ -4,13 +4,13 @@
 //! Why: with few rows, each element of B takes part in only `m` multiply-adds, so the
 //! product is bound by reading B, and a GEMM library's packing of B (reading and
 //! writing all of it once more, in panels whose rows are far apart) costs more than
-//! the arithmetic. On 2 Intel Xeon vCPUs, one thread, 8×4096×4096 reached 10–12 GFLOPS
-//! through our blocked kernel and faer 0.24, 8–9 through OpenBLAS 0.3.21. This path
-//! instead streams B in storage order, [`R_MAX`] whole rows at a time (streams the
-//! hardware prefetcher follows), and adds them into every row of C, like the
-//! vector × matrix kernel in `gemv` does for one row: 31–35 GFLOPS on the same shape
-//! (median of 5–9 interleaved rounds; see `use_few_rows` in the parent module for the
-//! region and the other shapes measured).
+//! the arithmetic. On 2 Intel Xeon vCPUs, one thread, 8×4096×4096 reached 10–14 GFLOPS
+//! through faer 0.24 and 8–9 through OpenBLAS 0.3.21 (best of interleaved runs). This
+//! path instead streams B in storage order, [`R_MAX`] whole rows at a time (streams
+//! the hardware prefetcher follows), and adds them into every row of C, like the
+//! vector × matrix kernel in `gemv` does for one row: 32–44 GFLOPS on the same shape in
+//! the same runs (see `use_few_rows` in the parent module for the region and the other
+//! shapes measured).
 //!
 //! C is built in a scratch copy whose rows are 64 bytes longer than a multiple of 16
 //! floats: when n is a multiple of 1024, C's own rows (like B's) lie a multiple of 4 KiB
@@ -25,7 +25,10 @@ use super::tasks;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-/// The most rows of C this path takes; from 16 rows on, the blocked kernel was as fast.
+/// The most rows of C this path takes: from 16 rows on, the blocked kernel takes
+/// products with n ≥ 640. The border was not searched: at 16×4096×4096 this kernel
+/// measured 42–50 GFLOPS (median) against the blocked kernel's 29–35, and at
+/// 15×1000×1000 it lost to the libraries' packed kernels.
 pub(super) const MAX_M: usize = 15;
 
 /// Rows of B added into C per pass: each pass reads and writes C once, so more rows per
