@@ -7,7 +7,7 @@
 //! (see [`use_blocked`] and [`split_tall`]), and tall narrow ones (n ≤ 64, m ≥ 512,
 //! k ≥ 256) to the [`narrow`] kernel, which packs nothing, in row blocks of at least
 //! 512 rows (see [`use_narrow`] and [`narrow_blocks_per_thread`]), and products of 2 to
-//! 15 rows whose B does not fit in L2 to the [`few_rows`] kernel, which streams B once
+//! 24 rows whose B does not fit in L2 to the [`few_rows`] kernel, which streams B once
 //! (see [`use_few_rows`]);
 //! the vector shapes (`m == 1` or `n == 1`) go to the
 //! streaming kernels in [`gemv`], because packing a vector costs more than the product.
@@ -322,32 +322,42 @@ fn narrow_blocks_per_thread(shape: Shape, threads: usize, cpu_intel: bool) -> Op
 const NARROW_MIN_ROWS: usize = 512;
 
 /// Whether a GEMM on `threads` threads takes the [`few_rows`] AVX-512 kernel (B
-/// streamed once, unpacked) instead of faer: on Intel CPUs with AVX-512, for C of 2 to
-/// 8 rows when B has at least 2^19 elements (2 MiB, more than the Xeon's L2), and of 9
-/// to 15 rows when it has at least 2^21 (8 MiB); on several threads, when B has at
-/// least 2^22 (16 MiB).
+/// streamed once, unpacked) instead of faer or the blocked kernel: on Intel CPUs with
+/// AVX-512, for C of 2 to 15 rows when B has at least 2^19 elements (2 MiB, more than
+/// the Xeon's L2), of 16 to 24 rows when it has at least 2^21 (8 MiB); on several
+/// threads, when B has at least 2^22 (16 MiB).
 ///
-/// Measured on 2 Intel Xeon vCPUs, `perf-compare --threads 1` with this rule widened to
-/// every shape of 2–15 rows (so `ours` ran the kernel), best GFLOPS, kernel / faer /
-/// OpenBLAS, 2026-11-26:
+/// Measured on 2 Intel Xeon vCPUs, 2026-11-26, `perf-compare --threads 1` with this rule
+/// widened so that `ours` ran the kernel, best GFLOPS, kernel / faer / OpenBLAS:
 /// - B beyond L2: 2×4096×4096 15 / 4 / 2, 8×4096×4096 32 / 14 / 8, 15×4096×4096
-///   50 / 23 / 13, 12×2048×2048 52 / 19 / 14, 15×2048×2048 44 / 24 / 15, 15×1500×1500
-///   55 / 26 / 31, 2×1000×1000 21 / 17 / 10, 4×1000×1000 43 / 32 / 20, 8×1000×1000
-///   46 / 37 / 33, 8×500×1000 57 / 42 / 39, 4×512×2048 39 / 31 / 15, 8×2048×512 52 / 42
-///   / 26;
-/// - B in L2, where the libraries' packed kernels win: 8×256×1000 53 / 79 / 48,
-///   8×1000×64 57 / 57 / 137, 8×64×4096 40 / 59 / 45; and 15×1000×1000 32 / 38 / 39
-///   (more rows make each pass over C dearer against the packed kernels).
+///   50 / 23 / 13, 12×2048×2048 52 / 19 / 14, 15×1500×1500 72 / 46 / 42, 15×1000×1000
+///   71 / 41 / 42, 12×1000×1000 63 / 43 / 50, 2×1000×1000 21 / 17 / 10, 4×1000×1000
+///   43 / 32 / 20, 8×1000×1000 46 / 37 / 33, 8×500×1000 57 / 42 / 39, 12×512×1024
+///   61 / 53 / 48, 4×512×2048 39 / 31 / 15, 8×2048×512 52 / 42 / 26;
+/// - B in L2, where the libraries' packed kernels win: 8×256×1000 65 / 90 / 52,
+///   8×1000×64 69 / 60 / 138, 15×256×256 83 / 71 / 115, 8×64×4096 40 / 59 / 45;
+/// - 16 to 24 rows, where the blocked kernel is the alternative (its figure, from a run
+///   with this path limited to 15 rows, after the slash): 24×4096×4096 54 / 39 (faer;
+///   a harness with this kernel's loop put the blocked kernel at 45 against 52),
+///   16×4096×4096 48 / 25 (faer; the harness: 35 against 52), 24×2048×2048 63 / 34
+///   (faer; the harness: 60 against 71), 24×1000×2000 80 / 69, 16×1000×1000
+///   61–70 / 57, 20×512×1024 61–73 / 64, 24×700×749 72–74 / 71: ahead from B of 2^21
+///   elements, level below.
+///
+/// The first version padded its scratch copy of C to a stride of 1024 floats for
+/// n = 1000 (see `few_rows`), which put 15×1000×1000 at 32 GFLOPS, behind the
+/// libraries; the figures above are with the stride fixed.
 ///
 /// Two threads (`--threads 2`, the inner dimension split between them), kernel / faer's
-/// own split: 2×4096×4096 26 / 8, 8×4096×4096 67 / 23, 15×2048×2048 76 / 49; but
-/// 8×500×1000 102 / 104, 4×512×2048 41 / 58, 15×1500×1500 78 / 93, where faer's split
-/// scaled better.
+/// own split: 2×4096×4096 26–32 / 8, 8×4096×4096 66–67 / 22–23, 15×2048×2048 76–106 /
+/// 49–54, 16×4096×4096 83 / 31, 24×2048×2048 95 / 35; but 8×500×1000 102 / 104,
+/// 4×512×2048 41 / 58, 15×1500×1500 78 / 93, where faer's split scaled as well or
+/// better.
 fn use_few_rows(shape: Shape, threads: usize, cpu_intel: bool) -> bool {
     let b_elements = shape.k * shape.n;
     let min_b = if threads > 1 {
         1 << 22
-    } else if shape.m <= 8 {
+    } else if shape.m <= 15 {
         1 << 19
     } else {
         1 << 21
@@ -548,8 +558,10 @@ mod tests {
         let one_thread = [
             Shape::new(2, 1024, 512),
             Shape::new(8, 700, 749),
-            Shape::new(9, 2048, 1024),
+            Shape::new(9, 700, 749),
             Shape::new(15, 1500, 1400),
+            Shape::new(16, 2048, 1024),
+            Shape::new(24, 1001, 2100),
         ];
         let two_threads = [Shape::new(3, 2048, 2048), Shape::new(15, 1001, 4200)];
         for (threads, shapes) in [(1, &one_thread[..]), (2, &two_threads[..])] {
@@ -562,8 +574,9 @@ mod tests {
             }
         }
         assert!(!use_few_rows(Shape::new(8, 256, 1000), 1, true));
-        assert!(!use_few_rows(Shape::new(15, 1000, 1000), 1, true));
-        assert!(!use_few_rows(Shape::new(16, 4096, 4096), 1, true));
+        assert!(!use_few_rows(Shape::new(15, 700, 748), 1, true));
+        assert!(!use_few_rows(Shape::new(16, 1000, 1000), 1, true));
+        assert!(!use_few_rows(Shape::new(25, 4096, 4096), 1, true));
         assert!(!use_few_rows(Shape::new(1, 4096, 4096), 1, true));
         assert!(!use_few_rows(Shape::new(8, 4096, 4096), 1, false));
         assert!(!use_few_rows(Shape::new(8, 2048, 1000), 2, true));

@@ -12,12 +12,15 @@
 //! the same runs (see `use_few_rows` in the parent module for the region and the other
 //! shapes measured).
 //!
-//! C is built in a scratch copy whose rows are 64 bytes longer than a multiple of 16
-//! floats: when n is a multiple of 1024, C's own rows (like B's) lie a multiple of 4 KiB
-//! apart, so every row's chunk at the same column falls in the same L1 set and each load
-//! of C must be checked against the stores to the rows before it (8×4096×4096 went from
-//! 31 to 35 GFLOPS with the scratch, 16×4096×4096 from 26 to 42–50 with it and A's block
-//! copied out, below). The R_MAX columns of A a pass uses are copied into a small block
+//! C is built in a scratch copy whose rows are an odd number of 64-byte lines apart
+//! (see [`scratch_stride`]): when n is a multiple of 1024, C's own rows (like B's) lie a
+//! multiple of 4 KiB apart, so every row's chunk at the same column falls in the same
+//! L1 set and each load of C must be checked against the stores to the rows before it
+//! (8×4096×4096 went from 31 to 35 GFLOPS with the scratch, 16×4096×4096 from 26 to
+//! 42–50 with it and A's block copied out, below). The first version padded the rows
+//! by one line past a whole number of lines, which for n = 1000 made the stride 1024
+//! floats, the very case it meant to avoid: 15×1000×1000 read 32 GFLOPS, and 71 with
+//! the odd stride. The R_MAX columns of A a pass uses are copied into a small block
 //! first, for the same reason (A's rows are k floats apart).
 
 use super::tasks;
@@ -25,11 +28,10 @@ use super::tasks;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-/// The most rows of C this path takes: from 16 rows on, the blocked kernel takes
-/// products with n ≥ 640. The border was not searched: at 16×4096×4096 this kernel
-/// measured 42–50 GFLOPS (median) against the blocked kernel's 29–35, and at
-/// 15×1000×1000 it lost to the libraries' packed kernels.
-pub(super) const MAX_M: usize = 15;
+/// The most rows of C this path takes. From 16 rows on it needs a larger B than below
+/// (see `use_few_rows`), where the blocked kernel is the alternative; at 32 rows the two
+/// were level (32×4096×4096: 52 and 51 GFLOPS in a harness), so the border is 24.
+pub(super) const MAX_M: usize = 24;
 
 /// Rows of B added into C per pass: each pass reads and writes C once, so more rows per
 /// pass mean less traffic on C; 8 loaded vectors leave registers for the rest.
@@ -55,8 +57,8 @@ pub(super) fn available() -> bool {
 /// `C = A·B` for row-major `a` (m×k), `b` (k×n) and `c` (m×n) with `m ≤ MAX_M`, the
 /// inner dimension split into tasks run by `threads` threads (the caller and
 /// `threads - 1` of `pool`'s workers), each adding into a scratch copy of C of its
-/// own; the copies are summed into C at the end (workspace: one scratch of
-/// `m × (n + 16…31)` floats per task, at most `4·threads` of them).
+/// own; the copies are summed into C at the end (workspace: one scratch of at most
+/// `m × (n + 31)` floats per task, at most `4·threads` of them).
 ///
 /// # Panics
 /// If the CPU lacks AVX-512F (check [`available`] first), `m > MAX_M`, or the lengths
@@ -78,7 +80,7 @@ pub(super) fn gemm(
     if m == 0 || n == 0 {
         return;
     }
-    let ldc = n.next_multiple_of(W) + W;
+    let ldc = scratch_stride(n);
     let tasks = if threads > 1 {
         (threads * TASKS_PER_THREAD).min(k / MIN_TASK_ROWS).max(1)
     } else {
@@ -107,6 +109,14 @@ pub(super) fn gemm(
             }
         }
     }
+}
+
+/// The row stride of C's scratch copy: whole 64-byte lines, an odd number of them, so
+/// that the rows' lines at one column fall in different L1 sets (64 sets of 64 bytes:
+/// an odd stride in lines visits all of them before it repeats).
+fn scratch_stride(n: usize) -> usize {
+    let lines = n.div_ceil(W);
+    (lines | 1) * W
 }
 
 /// `acc[0..m, 0..n] += A[.., p0..p1] · B[p0..p1, ..]`, where `acc`'s rows are `ldc`
