@@ -28,6 +28,8 @@ mod blocked;
 mod few_rows;
 mod gemv;
 mod info;
+#[cfg(test)]
+mod kernel_tests;
 mod narrow;
 mod permits;
 mod tasks;
@@ -458,7 +460,6 @@ impl Backend for CpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
 
     #[test]
     fn thread_count_follows_the_work() {
@@ -475,19 +476,15 @@ mod tests {
         assert!(CpuBackend::with_threads(0).is_err());
     }
 
-    /// Multiplies deterministic matrices of `shape` on `cpu` and checks C against the
-    /// f64 reference.
+    /// Multiplies patterned matrices of `shape` on `cpu` and checks C against the f64
+    /// reference.
     fn assert_matches_reference(cpu: &CpuBackend, shape: Shape) {
-        let a: Vec<f32> = (0..shape.m * shape.k)
-            .map(|i| ((i * 7 % 13) as f32) - 6.0)
-            .collect();
-        let b: Vec<f32> = (0..shape.k * shape.n)
-            .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
-            .collect();
-        let mut c = vec![f32::NAN; shape.m * shape.n];
-        cpu.matmul_into(&a, &b, &mut c, shape).unwrap();
-        verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
-            .unwrap_or_else(|e| panic!("{shape}: {e}"));
+        let dims = (shape.m, shape.k, shape.n);
+        let (a, b) = kernel_tests::patterned(shape.m, shape.k, shape.n);
+        kernel_tests::check_product((&a, &b), dims, |a, b, c| {
+            cpu.matmul_into(a, b, c, shape).unwrap();
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

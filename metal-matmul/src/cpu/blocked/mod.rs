@@ -314,13 +314,11 @@ impl Buffers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Shape;
-    use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
+    use crate::cpu::kernel_tests::{check_product, has_avx512, patterned};
 
     #[test]
     fn every_edge_matches_the_reference() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
+        if !has_avx512() {
             return;
         }
         // Whole tiles, partial tiles in each direction (last panels of 1–7 rows, which
@@ -340,14 +338,9 @@ mod tests {
             (130, 300, 1030),
         ];
         for (m, k, n) in shapes {
-            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
-                .collect();
-            let mut c = vec![f32::NAN; m * n];
-            gemm(&a, &b, &mut c, m, k, n);
-            verify_product(&a, &b, &c, Shape::new(m, k, n), DEFAULT_TOLERANCE)
-                .unwrap_or_else(|e| panic!("{m}×{k}×{n}: {e}"));
+            let (a, b) = patterned(m, k, n);
+            check_product((&a, &b), (m, k, n), |a, b, c| gemm(a, b, c, m, k, n))
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }

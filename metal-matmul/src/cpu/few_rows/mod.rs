@@ -198,11 +198,15 @@ fn pass(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Shape;
-    use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
+    use crate::cpu::kernel_tests::{check_product, has_avx512, patterned, random};
     use proptest::prelude::*;
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
+
+    fn pool() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
@@ -218,32 +222,27 @@ mod tests {
             threads in 1usize..=2,
             seed in any::<u64>(),
         ) {
-            if !available() {
+            if !has_avx512() {
                 return Ok(());
             }
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-            let mut rng = StdRng::seed_from_u64(seed);
-            let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let mut c = vec![f32::NAN; m * n];
-            gemm(&pool, threads, &a, &b, &mut c, (m, k, n));
-            let checked = verify_product(&a, &b, &c, Shape::new(m, k, n), DEFAULT_TOLERANCE);
-            prop_assert!(checked.is_ok(), "{m}×{k}×{n} on {threads}: {checked:?}");
+            let pool = pool();
+            let (a, b) = random(seed, m, k, n);
+            let checked = check_product((&a, &b), (m, k, n), |a, b, c| {
+                gemm(&pool, threads, a, b, c, (m, k, n));
+            });
+            prop_assert!(checked.is_ok(), "on {threads}: {checked:?}");
         }
     }
 
     #[test]
     fn every_edge_matches_the_reference() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
+        if !has_avx512() {
             return;
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        // 1 to 15 rows; n whole chunks and a masked last chunk (1–15 columns); k a
-        // multiple of 8, with 1–7 rows left over, and long enough for several tasks.
+        let pool = pool();
+        // 1 to 24 rows; n whole chunks and a masked last chunk (1–15 columns); k a
+        // multiple of 8, with 1–7 rows left over, and long enough for several tasks;
+        // n = 1000, whose scratch stride is 1008, and n = 4096 (4112).
         let shapes = [
             (2, 8, 16),
             (15, 19, 33),
@@ -252,18 +251,30 @@ mod tests {
             (3, 1100, 47),
             (8, 2051, 64),
             (13, 7, 3),
+            (24, 40, 4096),
         ];
         for threads in [1, 2] {
             for (m, k, n) in shapes {
-                let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
-                let b: Vec<f32> = (0..k * n)
-                    .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
-                    .collect();
-                let mut c = vec![f32::NAN; m * n];
-                gemm(&pool, threads, &a, &b, &mut c, (m, k, n));
-                verify_product(&a, &b, &c, Shape::new(m, k, n), DEFAULT_TOLERANCE)
-                    .unwrap_or_else(|e| panic!("{m}×{k}×{n} on {threads}: {e}"));
+                let (a, b) = patterned(m, k, n);
+                check_product((&a, &b), (m, k, n), |a, b, c| {
+                    gemm(&pool, threads, a, b, c, (m, k, n));
+                })
+                .unwrap_or_else(|e| panic!("on {threads}: {e}"));
             }
+        }
+    }
+
+    #[test]
+    fn the_scratch_stride_is_an_odd_number_of_lines() {
+        for (n, stride) in [
+            (1, 16),
+            (16, 16),
+            (17, 48),
+            (1000, 1008),
+            (1024, 1040),
+            (4096, 4112),
+        ] {
+            assert_eq!(scratch_stride(n), stride, "n = {n}");
         }
     }
 }

@@ -150,11 +150,8 @@ fn tile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Shape;
-    use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
+    use crate::cpu::kernel_tests::{check_product, has_avx512, patterned, random};
     use proptest::prelude::*;
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
@@ -168,23 +165,18 @@ mod tests {
             n in 1usize..=MAX_N,
             seed in any::<u64>(),
         ) {
-            if !available() {
+            if !has_avx512() {
                 return Ok(());
             }
-            let mut rng = StdRng::seed_from_u64(seed);
-            let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let mut c = vec![f32::NAN; m * n];
-            gemm(&a, &b, &mut c, m, k, n);
-            let checked = verify_product(&a, &b, &c, Shape::new(m, k, n), DEFAULT_TOLERANCE);
-            prop_assert!(checked.is_ok(), "{m}×{k}×{n}: {checked:?}");
+            let (a, b) = random(seed, m, k, n);
+            let checked = check_product((&a, &b), (m, k, n), |a, b, c| gemm(a, b, c, m, k, n));
+            prop_assert!(checked.is_ok(), "{checked:?}");
         }
     }
 
     #[test]
     fn every_width_and_edge_matches_the_reference() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
+        if !has_avx512() {
             return;
         }
         // Every width of 1–4 vectors, whole and masked; row counts that leave 1 to
@@ -205,14 +197,9 @@ mod tests {
             (1, 100, 1),
         ];
         for (m, k, n) in shapes {
-            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 5 % 11) as f32) / 4.0 - 1.0)
-                .collect();
-            let mut c = vec![f32::NAN; m * n];
-            gemm(&a, &b, &mut c, m, k, n);
-            verify_product(&a, &b, &c, Shape::new(m, k, n), DEFAULT_TOLERANCE)
-                .unwrap_or_else(|e| panic!("{m}×{k}×{n}: {e}"));
+            let (a, b) = patterned(m, k, n);
+            check_product((&a, &b), (m, k, n), |a, b, c| gemm(a, b, c, m, k, n))
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }
