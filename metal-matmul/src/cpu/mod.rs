@@ -354,7 +354,10 @@ const NARROW_MIN_ROWS: usize = 512;
 /// own split: 2×4096×4096 26–32 / 8, 8×4096×4096 66–67 / 22–23, 15×2048×2048 76–106 /
 /// 49–54, 16×4096×4096 83 / 31, 24×2048×2048 95 / 35; but 8×500×1000 102 / 104,
 /// 4×512×2048 41 / 58, 15×1500×1500 78 / 93, where faer's split scaled as well or
-/// better.
+/// better. Measured again with the scratch stride fixed, two runs, the rule lowered to
+/// 2^18 on two threads: 8×500×1000 57–68 / 98–105, 8×1000×1000 61–64 / 77–80,
+/// 12×1000×1000 58–67 / 95–105, 20×1000×2000 80–88 / 114, 15×1500×1500 71–80 / 78–86,
+/// 4×1000×2048 45–51 / 46–48: below 2^22 elements faer's split stays ahead or level.
 fn use_few_rows(shape: Shape, threads: usize, cpu_intel: bool) -> bool {
     let b_elements = shape.k * shape.n;
     let min_b = if threads > 1 {
