@@ -158,10 +158,15 @@ impl CpuBackend {
         threads: usize,
         per_thread: usize,
     ) {
-        // Blocks for the blocked kernel are whole micro-panels of rows, as even as
-        // they can be (1000 rows: 504 and 496, where 16-row units gave 512 and 488).
+        // The kernel is chosen once, for a typical block, and runs every block: the
+        // last one may be shorter (4200 rows in 8 blocks: 7 of 528 and one of 504), and
+        // choosing again for it alone would send it elsewhere (to faer, below the
+        // narrow kernel's 512 rows). Blocks for the blocked kernel are whole
+        // micro-panels of rows, as even as they can be (1000 rows: 504 and 496, where
+        // 16-row units gave 512 and 488).
         let part = Shape::new(shape.m.div_ceil(threads * per_thread), shape.k, shape.n);
-        let unit = if use_blocked(part, self.intel) {
+        let kernel = self.one_thread_kernel(part);
+        let unit = if kernel == OneThread::Blocked {
             blocked::MR
         } else {
             16
@@ -171,19 +176,42 @@ impl CpuBackend {
         let caller_joins = shape.flops() < CALLER_JOINS_MAX_FLOPS;
         tasks::run(&self.pool, threads, caller_joins, blocks, |(c, a)| {
             let part = Shape::new(c.len() / shape.n, shape.k, shape.n);
-            self.gemm_one_thread(a, b, c, part);
+            kernel.run(a, b, c, part);
         });
     }
 
-    /// `C = A·B` on the calling thread: through the blocked kernel or the narrow one where
-    /// they are chosen (see [`use_blocked`] and [`use_narrow`]), through faer elsewhere.
-    fn gemm_one_thread(&self, a: &[f32], b: &[f32], c: &mut [f32], shape: Shape) {
+    /// The kernel for a one-thread product of `shape`: the blocked kernel or the narrow
+    /// one where they are chosen (see [`use_blocked`] and [`use_narrow`]), faer
+    /// elsewhere.
+    fn one_thread_kernel(&self, shape: Shape) -> OneThread {
         if use_blocked(shape, self.intel) {
-            blocked::gemm(a, b, c, shape.m, shape.k, shape.n);
+            OneThread::Blocked
         } else if use_narrow(shape, self.intel) {
-            narrow::gemm(a, b, c, shape.m, shape.k, shape.n);
+            OneThread::Narrow
         } else {
-            gemm(a, b, c, shape, Par::Seq);
+            OneThread::Faer
+        }
+    }
+}
+
+/// A kernel that runs a product on the calling thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OneThread {
+    /// [`blocked::gemm`].
+    Blocked,
+    /// [`narrow::gemm`].
+    Narrow,
+    /// faer's one-thread product.
+    Faer,
+}
+
+impl OneThread {
+    /// `C = A·B` for `shape` on the calling thread, through this kernel.
+    fn run(self, a: &[f32], b: &[f32], c: &mut [f32], shape: Shape) {
+        match self {
+            Self::Blocked => blocked::gemm(a, b, c, shape.m, shape.k, shape.n),
+            Self::Narrow => narrow::gemm(a, b, c, shape.m, shape.k, shape.n),
+            Self::Faer => gemm(a, b, c, shape, Par::Seq),
         }
     }
 }
@@ -435,7 +463,7 @@ impl Backend for CpuBackend {
                 let dims = (shape.m, shape.k, shape.n);
                 few_rows::gemm(&self.pool, threads, a, b, c, dims);
             } else if threads == 1 {
-                self.gemm_one_thread(a, b, c, shape);
+                self.one_thread_kernel(shape).run(a, b, c, shape);
             } else if let Some(per_thread) = narrow_blocks_per_thread(shape, threads, self.intel) {
                 self.gemm_row_blocks(a, b, c, shape, threads, per_thread);
             } else if split_rows(shape, threads) {
