@@ -30,7 +30,7 @@ const B_AHEAD: usize = 16;
 ///
 /// # Safety
 /// - The CPU has AVX-512F; `R ≤ MR` and `V` is 1, 2 or 3.
-/// - `kb ≤ KC`; `a` points to `MR·KC` readable floats (`a[p·MR + r]`), and `b` to `NR·kb`
+/// - `kb ≤ KC_TALL`; `a` points to `MR·kb` readable floats (`a[p·MR + r]`), and `b` to `NR·kb`
 ///   readable floats (`b[p·NR + j]`) whose start is 64-byte aligned.
 /// - `c` points to a tile of `R` rows of `V·16` floats each, row `r` starting at
 ///   `c + r·ldc`, all readable and writable and not aliased elsewhere during the call.
@@ -67,7 +67,7 @@ pub(super) unsafe fn kernel<const R: usize, const V: usize>(
         for v in 0..V {
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(v * W).cast());
         }
-        // SAFETY: p < kb ≤ KC, r < R ≤ MR and V·16 ≤ NR, so b[p·NR .. p·NR + V·16]
+        // SAFETY: p < kb ≤ KC_TALL, r < R ≤ MR and V·16 ≤ NR, so b[p·NR .. p·NR + V·16]
         // and a[p·MR + r] are within the panels (contract); b's rows are 192 bytes from a 64-byte
         // aligned start, so the loads of B are aligned.
         unsafe {

@@ -50,16 +50,34 @@ const NR: usize = 48;
 /// Floats per AVX-512 vector.
 const W: usize = 16;
 
-/// Inner-dimension block: an A micro-panel is MR × KC floats (12 KiB), read again for
-/// every B micro-panel (KC × NR, 72 KiB) that streams from L2. 384 against the first
-/// version's 256 (with the 12 × 32 kernel): fewer passes over C, and on 2 Intel Xeon
-/// vCPUs (`perf-compare`-style interleaved runs, median of 21 paired rounds against
-/// OpenBLAS in the same round) 2048³ on one thread went from 0.92 to 0.97 of OpenBLAS,
-/// 4096³ on two threads (one row block each) from 0.95 to 0.98. With the 8 × 48
-/// kernel, 256 measured the same as 384 within the machine's noise.
+/// Inner-dimension block for products of fewer than [`TALL_ROWS`] rows: an A
+/// micro-panel is MR × KC floats (12 KiB), read again for every B micro-panel (KC × NR,
+/// 72 KiB) that streams from L2. 384 against the first version's 256 (with the 12 × 32
+/// kernel): fewer passes over C, and on 2 Intel Xeon vCPUs (`perf-compare`-style
+/// interleaved runs, median of 21 paired rounds against OpenBLAS in the same round)
+/// 2048³ on one thread went from 0.92 to 0.97 of OpenBLAS, 4096³ on two threads (one
+/// row block each) from 0.95 to 0.98. With the 8 × 48 kernel, 256 measured the same as
+/// 384 within the machine's noise.
 const KC: usize = 384;
 
-/// Columns of B per packed block, ten micro-panels: KC × NC floats (720 KiB) stay in L2
+/// Inner-dimension block for products of at least [`TALL_ROWS`] rows: half as many
+/// passes over C (which, at 4096³, streams from memory on every pass), an A micro-panel
+/// of 24 KiB that still stays in L1, and a packed B block of 1.4 MiB, still in a 2 MiB
+/// L2. Measured on 2 Intel Xeon vCPUs (2026-11-26) with the kernel alone, calls
+/// alternating between the two blocks in one process, median ratio of 15–41 paired
+/// calls: 768 against 384 gave 1.014–1.033 at 1000³, 1024³, 2048³ and 4096³ (two
+/// runs each, one at 1024³), 1.020 at 1000×700×1000 and 1.026 at 4096×700×4096;
+/// but 0.94 with 16 rows, 0.986 with 64 and 0.99–1.02 with 128–512 (packed B then serves
+/// few A micro-panels, and a larger block of it spills from L2). 1024 (a 1.9 MiB B
+/// block) lost: 0.90 at 4096³, 0.95 at 1000³; so did NC = 240 or 960 with KC = 768
+/// (0.97 and 0.82 at 4096³).
+const KC_TALL: usize = 768;
+
+/// The fewest rows of C (of the call, or of a thread's row block) that take [`KC_TALL`].
+const TALL_ROWS: usize = 512;
+
+/// Columns of B per packed block, ten micro-panels: KC × NC floats (720 KiB; 1.4 MiB
+/// with KC_TALL) stay in L2
 /// while every A micro-panel of the call passes over them. 720 and 960 (each A
 /// micro-panel read from L3 half as often) measured the same within the noise: 4096³
 /// on one thread, paired against OpenBLAS in two alternating runs each, 98% and 96%
@@ -97,12 +115,17 @@ pub(super) fn gemm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: u
         return;
     }
     BUFFERS.with_borrow_mut(|buffers| {
+        // k in equal blocks of at most KC (or KC_TALL): k = 1000 in blocks of 500 + 500
+        // rather than 768 + 232, or of 334 + 333 + 333 rather than 384 + 384 + 232.
+        let kc = if m >= TALL_ROWS { KC_TALL } else { KC };
+        let k_step = k.div_ceil(k.div_ceil(kc));
         let (a_pack, b_pack) = buffers.take(
-            m.next_multiple_of(MR) * KC,
-            k.min(KC) * n.min(NC).next_multiple_of(NR),
+            m.next_multiple_of(MR) * k_step,
+            k_step * n.min(NC).next_multiple_of(NR),
         );
-        for p0 in (0..k).step_by(KC) {
-            let kb = KC.min(k - p0);
+        for p0 in (0..k).step_by(k_step) {
+            let kb = k_step.min(k - p0);
+            let a_pack = &mut a_pack[..m.next_multiple_of(MR) * kb];
             pack_a(a, k, p0, kb, a_pack);
             for j0 in (0..n).step_by(NC) {
                 let nb = NC.min(n - j0);
@@ -128,7 +151,7 @@ fn block(
 ) {
     for (ip, i) in (0..mb).step_by(MR).enumerate() {
         let rows = MR.min(mb - i);
-        let a_panel = &a_pack[ip * MR * KC..(ip + 1) * MR * KC];
+        let a_panel = &a_pack[ip * MR * kb..(ip + 1) * MR * kb];
         for (jp, j) in (0..nb).step_by(NR).enumerate() {
             let cols = NR.min(nb - j);
             let b_panel = &b_pack[jp * NR * kb..(jp + 1) * NR * kb];
@@ -194,8 +217,8 @@ fn micro(
     vectors: usize,
 ) {
     assert!(
-        a_panel.len() == MR * KC
-            && kb <= KC
+        a_panel.len() == MR * kb
+            && kb <= KC_TALL
             && b_panel.len() == NR * kb
             && matches!(rows, 4 | MR)
             && (1..=3).contains(&vectors)
@@ -234,19 +257,18 @@ fn micro(
 }
 
 /// Packs `A[.., p0..p0 + kb]` (all rows of `a`, row stride `lda`) into MR-row
-/// micro-panels of MR·KC floats, column by column: panel `ip` holds
-/// `a[ip·MR + r, p0 + p]` at `ip·MR·KC + p·MR + r`, with rows past the end of A as
+/// micro-panels of MR·kb floats, column by column: panel `ip` holds
+/// `a[ip·MR + r, p0 + p]` at `ip·MR·kb + p·MR + r`, with rows past the end of A as
 /// zeros. Each step of the micro-kernel then broadcasts MR consecutive floats (one or
 /// two cache lines) instead of one float from each of MR lines; the first version,
 /// which kept A's rows whole (`r·KC + p`), was 2–5% slower at 1000³–4096³.
 fn pack_a(a: &[f32], lda: usize, p0: usize, kb: usize, out: &mut [f32]) {
     let rows = a.len() / lda;
-    for (ip, panel) in out.chunks_exact_mut(MR * KC).enumerate() {
+    for (ip, panel) in out.chunks_exact_mut(MR * kb).enumerate() {
         let i0 = ip * MR;
         if i0 >= rows {
             break;
         }
-        let panel = &mut panel[..MR * kb];
         for r in 0..MR {
             let i = i0 + r;
             let column = panel.iter_mut().skip(r).step_by(MR);
@@ -283,8 +305,9 @@ fn pack_b(b: &[f32], ldb: usize, p0: usize, kb: usize, j0: usize, nb: usize, out
 
 thread_local! {
     /// Each thread's packing buffers, kept between calls: allocating (and faulting in)
-    /// fresh ones costs as much as a 256³ product. At most `m × KC` floats of packed A
-    /// (12 MiB for 8192 rows, the default largest dimension) and `KC × NC` of packed B (720 KiB).
+    /// fresh ones costs as much as a 256³ product. At most `m × KC_TALL` floats of
+    /// packed A (24 MiB for 8192 rows, the default largest dimension) and
+    /// `KC_TALL × NC` of packed B (1.4 MiB).
     static BUFFERS: std::cell::RefCell<Buffers> = const { std::cell::RefCell::new(Buffers(Vec::new())) };
 }
 
@@ -336,6 +359,12 @@ mod tests {
             (40, 513, 1100),
             (50, 3, 40),
             (130, 300, 1030),
+            (20, 1700, 50),
+            (9, 769, 100),
+            (17, 1537, 60),
+            // Tall: KC_TALL, one block of k, then k in equal blocks (769 = 385 + 384).
+            (512, 700, 60),
+            (515, 769, 50),
         ];
         for (m, k, n) in shapes {
             let (a, b) = patterned(m, k, n);
