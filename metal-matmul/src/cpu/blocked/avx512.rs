@@ -8,8 +8,10 @@
 //! loads and stores through raw pointers keep their `unsafe` blocks.
 
 use std::arch::x86_64::{
-    __m512, _MM_HINT_T0, _mm_prefetch, _mm512_add_ps, _mm512_fmadd_ps, _mm512_load_ps,
-    _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    __m256, __m512, _MM_HINT_T0, _mm_prefetch, _mm256_loadu_ps, _mm256_permute2f128_ps,
+    _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm512_add_ps,
+    _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_storeu_ps,
 };
 
 use super::{MR, NR, W};
@@ -95,6 +97,72 @@ pub(super) unsafe fn kernel<const R: usize, const V: usize>(
                 };
                 _mm512_storeu_ps(cp, out);
             }
+        }
+    }
+}
+
+/// Packs one whole micro-panel of A: `out[p·MR + r] = a[r·lda + p]` for `r < MR` (8) and
+/// `p < kb`, eight columns at a time as 8 × 8 transposes in 256-bit registers (the
+/// classic unpack, shuffle, lane-swap sequence), the last `kb % 8` columns one by one.
+/// The scalar version it replaced, a strided store per float, took about 1 ns per
+/// float: 6% of a 1024³ product on one thread (packing B 3.5% more). This one takes
+/// 0.6 ns with A in L3 and 0.3–0.4 ns in L2 (2 Intel Xeon vCPUs, where reading A from
+/// L3 and writing the panels is then the limit: prefetching A's rows 128 floats ahead
+/// changed nothing). With the fixed-length copy in `pack_b`, the kernel alone went
+/// 1.02–1.03 times as fast at 512×1024×1024, 1000³ and 1024³, 1.01 at 64×1000×1000
+/// and 0.99 at 4096³ (median of 41 calls alternating with the previous version, 9 at
+/// 4096³; the results identical to the bit).
+///
+/// # Safety
+/// - The CPU has AVX-512F (which implies the AVX used here).
+/// - `a` points to MR rows of `kb` readable floats, row `r` starting at `a + r·lda`;
+///   `out` points to `MR·kb` writable floats not aliased elsewhere during the call.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn pack_a_panel(a: *const f32, lda: usize, kb: usize, out: *mut f32) {
+    let mut p = 0;
+    while p + 8 <= kb {
+        // SAFETY: p + 8 ≤ kb, so each row's eight floats at p are readable (contract).
+        let r: [__m256; MR] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(a.add(i * lda + p)) });
+        // Pairs of rows interleaved, per 128-bit lane: [r0₀ r1₀ r0₁ r1₁ | r0₄ r1₄ r0₅ r1₅] …
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        // Four rows per column, per lane: s0 = [r0₀ r1₀ r2₀ r3₀ | r0₄ r1₄ r2₄ r3₄] …
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        // Whole columns: the low lanes give columns p..p + 4, the high ones p + 4..p + 8.
+        let columns = [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ];
+        for (j, column) in columns.into_iter().enumerate() {
+            // SAFETY: (p + j)·MR + MR ≤ kb·MR, within `out` (contract).
+            unsafe { _mm256_storeu_ps(out.add((p + j) * MR), column) };
+        }
+        p += 8;
+    }
+    for p in p..kb {
+        for r in 0..MR {
+            // SAFETY: p < kb and r < MR: within the rows and `out` (contract).
+            unsafe { *out.add(p * MR + r) = *a.add(r * lda + p) };
         }
     }
 }

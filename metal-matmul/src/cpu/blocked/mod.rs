@@ -269,6 +269,15 @@ fn pack_a(a: &[f32], lda: usize, p0: usize, kb: usize, out: &mut [f32]) {
         if i0 >= rows {
             break;
         }
+        #[cfg(target_arch = "x86_64")]
+        if i0 + MR <= rows && available() {
+            let src = &a[i0 * lda + p0..(i0 + MR - 1) * lda + p0 + kb];
+            // SAFETY: the CPU has AVX-512F (checked just above); `src` holds MR rows of
+            // kb floats at stride lda (row MR − 1 ends at its end), and `panel` is
+            // MR·kb floats, borrowed mutably.
+            unsafe { avx512::pack_a_panel(src.as_ptr(), lda, kb, panel.as_mut_ptr()) };
+            continue;
+        }
         for r in 0..MR {
             let i = i0 + r;
             let column = panel.iter_mut().skip(r).step_by(MR);
@@ -297,6 +306,15 @@ fn pack_b(b: &[f32], ldb: usize, p0: usize, kb: usize, j0: usize, nb: usize, out
             let j = jp * NR;
             let cols = NR.min(nb - j);
             let dst = &mut out[(jp * kb + p) * NR..][..NR];
+            if let (Ok(dst), Some(Ok(src))) = (
+                <&mut [f32; NR]>::try_from(&mut *dst),
+                row.get(j..j + NR).map(<&[f32; NR]>::try_from),
+            ) {
+                // A whole panel row: a copy of known length, inlined as three vector
+                // moves, where `copy_from_slice` of a run-time length calls `memcpy`.
+                *dst = *src;
+                continue;
+            }
             dst[..cols].copy_from_slice(&row[j..j + cols]);
             dst[cols..].fill(0.0);
         }
