@@ -38,8 +38,13 @@ impl fmt::Display for BackendKind {
 pub struct MatmulOptions {
     /// The kernel to run; [`Method::Auto`] lets the backend choose.
     pub method: Method,
-    /// Reject NaN or infinity in A or B before the work and in C after it, with
-    /// [`Error::NonFinite`].
+    /// Reject NaN or infinity in A or B, and in C (finite inputs whose product
+    /// overflows f32), with [`Error::NonFinite`] naming the first operand, in that
+    /// order, that holds one. On such an error C's contents are unspecified. The
+    /// Metal backend scans A and B before the work; the CPU backend scans C after it
+    /// and A and B only when C holds a NaN or infinity (every term of its product is
+    /// computed, so a non-finite input always reaches C), which costs one pass over C
+    /// instead of one over all three.
     pub check_finite: bool,
 }
 

@@ -3,9 +3,53 @@
 use crate::{Error, Result, Shape};
 
 /// The index of the first NaN or infinity in `values`, if any.
+///
+/// It scans blocks of [`SCAN_BLOCK`] values without a branch per value (an OR of
+/// exponent tests, which the compiler turns into vector compares), reading four
+/// quarters of each block side by side, and looks for the position only inside a block
+/// that has one. On an Intel Xeon (2 vCPUs) a 4096 × 4096 matrix took 17–25 ms with
+/// `position(|v| !v.is_finite())`, which does not vectorize, 9–11 ms with one stream of
+/// vector compares, and 5–6 ms with four streams, which keep more reads from memory in
+/// flight: against 17 ms for a whole 4096×4096×64 product on one thread.
 pub fn first_non_finite(values: &[f32]) -> Option<usize> {
-    values.iter().position(|v| !v.is_finite())
+    values
+        .chunks(SCAN_BLOCK)
+        .enumerate()
+        .find_map(|(block, chunk)| {
+            if !has_non_finite(chunk) {
+                return None;
+            }
+            let at = chunk.iter().position(|v| !v.is_finite())?;
+            Some(block * SCAN_BLOCK + at)
+        })
 }
+
+/// Whether `chunk` holds a NaN or an infinity: four streams when the chunk is a whole
+/// [`SCAN_BLOCK`], one otherwise.
+fn has_non_finite(chunk: &[f32]) -> bool {
+    let bad = |v: &f32| v.to_bits() & EXPONENT == EXPONENT;
+    let Ok(whole) = <&[f32; SCAN_BLOCK]>::try_from(chunk) else {
+        return chunk.iter().fold(false, |any, v| any | bad(v));
+    };
+    const QUARTER: usize = SCAN_BLOCK / 4;
+    let (q0, rest) = whole.split_at(QUARTER);
+    let (q1, rest) = rest.split_at(QUARTER);
+    let (q2, q3) = rest.split_at(QUARTER);
+    q0.iter()
+        .zip(q1)
+        .zip(q2)
+        .zip(q3)
+        .fold(false, |any, (((a, b), c), d)| {
+            any | bad(a) | bad(b) | bad(c) | bad(d)
+        })
+}
+
+/// Values per block of [`first_non_finite`]'s scan (64 KiB: four streams of 16 KiB, a
+/// stop soon after the first non-finite value).
+const SCAN_BLOCK: usize = 16_384;
+
+/// An f32's exponent bits: all ones for NaN and the infinities, and only for them.
+const EXPONENT: u32 = 0x7f80_0000;
 
 /// Fails with [`Error::NonFinite`] when `values` (a `rows×cols` row-major matrix named
 /// `operand`) holds NaN or infinity.
@@ -129,5 +173,38 @@ mod tests {
             }
         );
         assert!(check_finite("A", &[1.0, -2.0], 2).is_ok());
+    }
+
+    #[test]
+    fn the_block_scan_finds_the_first_non_finite_value() {
+        let len = 3 * SCAN_BLOCK + 17;
+        let mut values: Vec<f32> = (0..len).map(|i| (i as f32 - 5000.0) * 1e30).collect();
+        values[7] = -0.0;
+        values[8] = f32::MAX;
+        values[9] = f32::MIN_POSITIVE / 2.0;
+        assert_eq!(first_non_finite(&values), None);
+        assert_eq!(first_non_finite(&[]), None);
+        // Each quarter of a block, block edges, the last partial block, and the first
+        // of two.
+        let quarter = SCAN_BLOCK / 4;
+        for at in [
+            0,
+            1,
+            quarter + 3,
+            2 * quarter,
+            3 * quarter - 1,
+            SCAN_BLOCK - 1,
+            SCAN_BLOCK,
+            2 * SCAN_BLOCK + 3 * quarter + 5,
+            len - 1,
+        ] {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::NAN] {
+                let mut v = values.clone();
+                v[at] = bad;
+                assert_eq!(first_non_finite(&v), Some(at), "{bad} at {at}");
+                v[len - 1] = f32::NAN;
+                assert_eq!(first_non_finite(&v), Some(at), "{bad} at {at}, NaN last");
+            }
+        }
     }
 }

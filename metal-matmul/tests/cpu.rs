@@ -121,6 +121,91 @@ fn finite_check_passes_finite_data() {
     assert!(report.gpu.is_none());
 }
 
+/// A NaN or infinity in A or B is reported with its operand and position by every
+/// kernel, on one and two threads. The CPU backend scans A and B only when C has a
+/// non-finite value, so this checks that each kernel carries one into C, even an
+/// infinity met by zeros only (∞·0 is NaN) or next to an infinity of the other sign.
+#[test]
+fn every_kernel_carries_a_non_finite_input_into_c() {
+    use metal_matmul::Error;
+    let options = MatmulOptions {
+        check_finite: true,
+        ..MatmulOptions::default()
+    };
+    // Vector × matrix, matrix × vector, few rows, narrow, blocked, general (the
+    // kernels the backend picks on an Intel CPU with AVX-512; other CPUs take faer's for
+    // some of them), and a tall product split between threads.
+    let shapes = [
+        Shape::new(1, 300, 200),
+        Shape::new(300, 200, 1),
+        Shape::new(8, 1024, 1024),
+        Shape::new(1024, 512, 32),
+        Shape::new(100, 300, 700),
+        Shape::new(70, 90, 60),
+        Shape::new(1100, 300, 700),
+    ];
+    let mut rng = StdRng::seed_from_u64(17);
+    for threads in [1, 2] {
+        let cpu = CpuBackend::with_threads(threads).unwrap();
+        for shape in shapes {
+            let cases = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN]
+                .into_iter()
+                .flat_map(|bad| [(bad, true), (bad, false)]);
+            for (bad, in_a) in cases {
+                let (m, k, n) = (shape.m, shape.k, shape.n);
+                let mut a = random(&mut rng, m * k);
+                let mut b = random(&mut rng, k * n);
+                let (row, p, col) = (
+                    rng.random_range(0..m),
+                    rng.random_range(0..k),
+                    rng.random_range(0..n),
+                );
+                // In A, with B's row p all zeros (∞·0); in B, with A's column p zero
+                // and an infinity of the other sign in the same column of B.
+                if in_a {
+                    a[row * k + p] = bad;
+                    b[p * n..(p + 1) * n].fill(0.0);
+                } else {
+                    b[p * n + col] = bad;
+                    (0..m).for_each(|i| a[i * k + p] = 0.0);
+                    if k > 1 {
+                        let q = (p + 1) % k;
+                        b[q * n + col] = -bad;
+                    }
+                }
+                let mut c = vec![0.0; m * n];
+                let err = cpu
+                    .matmul_with(&a, &b, &mut c, shape, &options)
+                    .expect_err("a non-finite input must be reported");
+                let want = if in_a {
+                    let index = row * k + p;
+                    Error::NonFinite {
+                        operand: "A",
+                        index,
+                        row,
+                        col: p,
+                    }
+                } else {
+                    // The first non-finite value of B: the smaller index of the two.
+                    let q = (p + 1) % k;
+                    let index = if k > 1 {
+                        (p * n + col).min(q * n + col)
+                    } else {
+                        p * n + col
+                    };
+                    Error::NonFinite {
+                        operand: "B",
+                        index,
+                        row: index / n,
+                        col,
+                    }
+                };
+                assert_eq!(err, want, "{shape}, {threads} threads, {bad}, in A: {in_a}");
+            }
+        }
+    }
+}
+
 /// Dimensions that catch edge handling: 0, 1, primes, and non-multiples of every tile
 /// and register block size in use (4, 8, 16, 32, 48, 64).
 fn dimension() -> impl Strategy<Value = usize> {

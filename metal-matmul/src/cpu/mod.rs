@@ -39,7 +39,7 @@ use std::time::Instant;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use crate::numeric::check_finite;
+use crate::numeric::{check_finite, first_non_finite};
 use crate::shape::DEFAULT_MAX_DIM;
 use crate::{
     Backend, BackendKind, DeviceInfo, Error, MatmulOptions, MatmulReport, Method, Result, Shape,
@@ -436,7 +436,9 @@ impl Backend for CpuBackend {
                 options.method
             )));
         }
-        if options.check_finite {
+        // Finiteness: a degenerate product computes nothing, so its inputs are scanned
+        // first; any other is scanned through C (below).
+        if options.check_finite && shape.is_degenerate() {
             check_finite("A", a, shape.k)?;
             check_finite("B", b, shape.n)?;
         }
@@ -476,7 +478,15 @@ impl Backend for CpuBackend {
             }
             drop(held);
         }
-        if options.check_finite {
+        if options.check_finite && first_non_finite(c).is_some() {
+            // Every kernel computes every term A[i,p]·B[p,j] of C[i,j] (none skips a
+            // zero), and a NaN or infinity in a term makes the sum NaN or infinite
+            // (∞·0 is NaN, ∞ − ∞ too), so a non-finite A or B always reaches C. Only
+            // then are A and B scanned, to name the operand it came from; a finite A and
+            // B leave an overflow, reported in C. Scanning A and B before every product
+            // cost 30–45% of a 4096×4096×64 product (a 64 MiB A against 17 ms of work).
+            check_finite("A", a, shape.k)?;
+            check_finite("B", b, shape.n)?;
             check_finite("C", c, shape.n)?;
         }
         Ok(MatmulReport {

@@ -125,7 +125,7 @@ impl Drop for AlignedF32 {
 }
 
 /// Checks that `backend` reports NaN and infinity with `check_finite`: in A and in B
-/// before the work, and in C (finite inputs whose product overflows f32) after it, with
+/// (named as such), and in C (finite inputs whose product overflows f32) after it, with
 /// the automatic method and every method the backend can force; and that without the
 /// check the overflowed product is returned as computed.
 pub fn assert_detects_non_finite(backend: &dyn metal_matmul::Backend) {
