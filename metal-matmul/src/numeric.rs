@@ -4,7 +4,7 @@ use crate::{Error, Result, Shape};
 
 /// The index of the first NaN or infinity in `values`, if any.
 ///
-/// It scans blocks of [`SCAN_BLOCK`] values without a branch per value (an OR of
+/// It scans blocks of 16,384 values without a branch per value (an OR of
 /// exponent tests, which the compiler turns into vector compares), reading four
 /// quarters of each block side by side, and looks for the position only inside a block
 /// that has one. On an Intel Xeon (2 vCPUs) a 4096 × 4096 matrix took 17–25 ms with
