@@ -7,7 +7,7 @@
 //! GFLOPS on one thread where OpenBLAS 0.3.21's SkylakeX kernel reaches 107–118, and
 //! trails OpenBLAS by 5–10% on large products (4096³). This kernel reaches OpenBLAS's
 //! level there, so on Intel CPUs with AVX-512 the backend sends it every product with
-//! k ≥ 256, n ≥ 640 and m ≥ 16 (see `use_blocked` in the parent module); smaller and thinner
+//! k ≥ 256, n ≥ 640 and m ≥ 16 (see `use_blocked` in `cpu::rules`); smaller and thinner
 //! products stay with faer, which was as fast or faster on them.
 //!
 //! The algorithm is the five loops of BLIS (Van Zee and van de Geijn, "BLIS: A
@@ -25,7 +25,7 @@
 //! ```
 //!
 //! One thread runs it. A multi-threaded product runs it once per thread on a block of
-//! rows of C, each thread packing B for itself (`split_tall` in the parent module):
+//! rows of C, each thread packing B for itself (`split_tall` in `cpu::rules`):
 //! two versions that shared packed B between the threads behind a barrier (a parked
 //! and a spinning one) were slower, 0.75–0.90 of OpenBLAS against 0.96–0.99, as each
 //! thread then reads half of every B block from the other core's cache.

@@ -9,7 +9,7 @@
 //! path instead streams B in storage order, [`R_MAX`] whole rows at a time (streams
 //! the hardware prefetcher follows), and adds them into every row of C, like the
 //! vector × matrix kernel in `gemv` does for one row: 32–44 GFLOPS on the same shape in
-//! the same runs (see `use_few_rows` in the parent module for the region and the other
+//! the same runs (see `use_few_rows` in `cpu::rules` for the region and the other
 //! shapes measured).
 //!
 //! C is built in a scratch copy whose rows are an odd number of 64-byte lines apart

@@ -10,7 +10,7 @@
 //! read once, front to back: streams the hardware prefetcher follows) and loads B's
 //! rows as they lie, `n` floats each (the last vector masked), which for `n ≤ 64` is
 //! already the layout a packed B panel would have. The same product then reached
-//! 113–123 GFLOPS in the same runs (see `use_narrow` in the parent module for the
+//! 113–123 GFLOPS in the same runs (see `use_narrow` in `cpu::rules` for the
 //! region and the other shapes measured).
 //!
 //! The inner dimension is cut into blocks of at most [`B_BLOCK_FLOATS`]`/ n` steps, so
