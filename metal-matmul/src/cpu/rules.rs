@@ -111,7 +111,11 @@ pub(super) fn use_blocked(shape: Shape, cpu_intel: bool) -> bool {
 ///
 /// On AMD Zen 4 it was not measured, so other vendors keep faer.
 pub(super) fn use_narrow(shape: Shape, cpu_intel: bool) -> bool {
-    cpu_intel && narrow::available() && shape.n <= narrow::MAX_N && shape.m >= 512 && shape.k >= 256
+    cpu_intel
+        && narrow::available()
+        && shape.n <= narrow::MAX_N
+        && shape.m >= NARROW_MIN_ROWS
+        && shape.k >= 256
 }
 
 /// Row blocks per thread for a product [`use_narrow`] takes, on several threads: as

@@ -77,9 +77,9 @@ const KC_TALL: usize = 768;
 const TALL_ROWS: usize = 512;
 
 /// Columns of B per packed block, ten micro-panels: KC × NC floats (720 KiB; 1.4 MiB
-/// with KC_TALL) stay in L2
-/// while every A micro-panel of the call passes over them. 720 and 960 (each A
-/// micro-panel read from L3 half as often) measured the same within the noise: 4096³
+/// with KC_TALL) stay in L2 while every A micro-panel of the call passes over them.
+/// 720 and 960 (each A micro-panel read from L3 half as often) measured the same
+/// within the noise: 4096³
 /// on one thread, paired against OpenBLAS in two alternating runs each, 98% and 96%
 /// (480), 103% and 113% (720), 99% and 106% (960); 2048³ 94–106% across the three.
 const NC: usize = 480;
@@ -264,15 +264,17 @@ fn micro(
 /// which kept A's rows whole (`r·KC + p`), was 2–5% slower at 1000³–4096³.
 fn pack_a(a: &[f32], lda: usize, p0: usize, kb: usize, out: &mut [f32]) {
     let rows = a.len() / lda;
+    #[cfg(target_arch = "x86_64")]
+    let simd = available();
     for (ip, panel) in out.chunks_exact_mut(MR * kb).enumerate() {
         let i0 = ip * MR;
         if i0 >= rows {
             break;
         }
         #[cfg(target_arch = "x86_64")]
-        if i0 + MR <= rows && available() {
+        if simd && i0 + MR <= rows {
             let src = &a[i0 * lda + p0..(i0 + MR - 1) * lda + p0 + kb];
-            // SAFETY: the CPU has AVX-512F (checked just above); `src` holds MR rows of
+            // SAFETY: the CPU has AVX-512F (`simd`, checked above); `src` holds MR rows of
             // kb floats at stride lda (row MR − 1 ends at its end), and `panel` is
             // MR·kb floats, borrowed mutably.
             unsafe { avx512::pack_a_panel(src.as_ptr(), lda, kb, panel.as_mut_ptr()) };

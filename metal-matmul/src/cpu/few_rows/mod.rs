@@ -173,10 +173,9 @@ fn pass(
         // MAX_M·R_MAX ≥ m·R_MAX floats, so a_block[i·R_MAX + r] is readable for i < m
         // and r < R_MAX (the one-row calls start r floats in and read column 0 only);
         // `b_rows` holds `rows` rows of `n` floats, `n` apart, of which each call reads
-        // R_MAX (or 1, row r); `acc` holds m rows
-        // of n floats `ldc` apart (asserted above), borrowed mutably here alone; n > 0
-        // and `last` has exactly the low `cols` bits set, the columns of the last
-        // 16-float chunk.
+        // R_MAX (or 1, row r); `acc` holds m rows of n floats `ldc` apart (asserted
+        // above), borrowed mutably here alone; n > 0 and `last` has exactly the low
+        // `cols` bits set, the columns of the last 16-float chunk.
         unsafe {
             if rows == R_MAX {
                 kernel::<R_MAX>(m, ap, bp, n, cp, ldc, n, last);

@@ -6,12 +6,12 @@
 //! (reading and writing all of it once more) costs a large share of the product:
 //! 4096×4096×64 on one thread reached 84–104 GFLOPS through faer 0.24 and 70–86
 //! through OpenBLAS 0.3.21 on 2 Intel Xeon vCPUs (best of each of four interleaved
-//! runs), where the register peak is about 136. Here a micro-kernel broadcasts A's values straight from its rows (each row is
-//! read once, front to back: streams the hardware prefetcher follows) and loads B's
-//! rows as they lie, `n` floats each (the last vector masked), which for `n ≤ 64` is
-//! already the layout a packed B panel would have. The same product then reached
-//! 113–123 GFLOPS in the same runs (see `use_narrow` in `cpu::rules` for the
-//! region and the other shapes measured).
+//! runs), where the register peak is about 136. Here a micro-kernel broadcasts A's
+//! values straight from its rows (each row is read once, front to back: streams the
+//! hardware prefetcher follows) and loads B's rows as they lie, `n` floats each (the
+//! last vector masked), which for `n ≤ 64` is already the layout a packed B panel
+//! would have. The same product then reached 113–123 GFLOPS in the same runs (see
+//! `use_narrow` in `cpu::rules` for the region and the other shapes measured).
 //!
 //! The inner dimension is cut into blocks of at most [`B_BLOCK_FLOATS`]`/ n` steps, so
 //! the rows of B one block reads (at most 512 KiB) stay in L2 while every row of A
