@@ -47,7 +47,19 @@ fn json_lists_every_case_checked() {
         assert!(r["best_gflops"].as_f64().unwrap() > 0.0);
         assert!(r["median_gflops"].as_f64().unwrap() <= r["best_gflops"].as_f64().unwrap());
         assert!(r["max_scaled_error"].as_f64().unwrap() < 1e-5);
-        assert_eq!(r["concurrent"]["callers"], 3);
+        let k = &r["concurrent"];
+        assert_eq!(k["callers"], 3);
+        // Both throughputs are measured, and each ratio is its own quotient.
+        let (many, one) = (
+            k["gflops"].as_f64().unwrap(),
+            k["one_caller_gflops"].as_f64().unwrap(),
+        );
+        assert!(many > 0.0 && one > 0.0);
+        let rounds = k["ratio_to_one_caller_rounds"].as_f64().unwrap();
+        assert!((rounds - many / one).abs() <= 1e-9 * rounds);
+        let best_call = k["ratio_to_one_caller"].as_f64().unwrap();
+        let expected = many / r["best_gflops"].as_f64().unwrap();
+        assert!((best_call - expected).abs() <= 1e-9 * expected);
     }
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("cpu (2 threads)"));
@@ -94,6 +106,44 @@ fn bad_requests_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     let out = fxn(&["bench", "--backend", "cpu", "--shapes", "2x3"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_plot_that_cannot_be_written_fails_before_the_timing() {
+    let dir = std::env::temp_dir().join(format!("fxn-plot-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Only SVG is drawn: a PNG name is refused, and no file is left.
+    let png = dir.join("plot.png");
+    let out = fxn(&[
+        "bench",
+        "--backend",
+        "cpu",
+        "--sizes",
+        "8",
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(".svg"), "{err}");
+    assert!(!err.contains("8³"), "timed before refusing: {err}");
+    assert!(!png.exists());
+    // A directory that does not exist fails at once, before any case is timed.
+    let missing = dir.join("no-such-dir").join("plot.svg");
+    let out = fxn(&[
+        "bench",
+        "--backend",
+        "cpu",
+        "--sizes",
+        "8",
+        "--plot",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-dir"), "{err}");
+    assert!(out.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[cfg(not(target_os = "macos"))]

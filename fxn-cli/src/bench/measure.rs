@@ -66,7 +66,8 @@ pub struct CaseResult {
     pub concurrent: Option<Concurrent>,
 }
 
-/// Combined throughput of several threads calling one backend at once.
+/// Combined throughput of several threads calling one backend at once, against one
+/// caller's sustained throughput measured the same way in between.
 #[derive(Debug, Clone, Serialize)]
 pub struct Concurrent {
     /// Calling threads.
@@ -76,8 +77,15 @@ pub struct Concurrent {
     /// All their floating-point operations over the wall time, GFLOPS: the best of
     /// [`CONCURRENT_ROUNDS`] rounds.
     pub gflops: f64,
-    /// `gflops` over one caller's best GFLOPS.
+    /// `gflops` over one caller's best single call (`best_gflops` of the case).
     pub ratio_to_one_caller: f64,
+    /// One caller making the same calls as all `callers` together, one after another,
+    /// GFLOPS over the wall time: the best of [`CONCURRENT_ROUNDS`] rounds, each run
+    /// just before a round of the callers.
+    pub one_caller_gflops: f64,
+    /// `gflops` over `one_caller_gflops`: throughput against throughput, the same work
+    /// in the same phase of the machine.
+    pub ratio_to_one_caller_rounds: f64,
 }
 
 /// Times one case.
@@ -185,31 +193,56 @@ fn median(sorted: &[f64]) -> f64 {
 pub const CONCURRENT_ROUNDS: usize = 3;
 
 /// `callers` threads each make `calls` calls on the same backend at once (each with its
-/// own C, sharing A and B), [`CONCURRENT_ROUNDS`] times; their best combined
-/// throughput is compared with one caller's best.
+/// own C, sharing A and B), [`CONCURRENT_ROUNDS`] times. Before each of those rounds one
+/// caller makes the same number of calls alone, one after another, so both throughputs
+/// are sustained rates over the same work, taken seconds apart, not one caller's
+/// fastest single call against a long run of many.
 fn concurrent(
     opened: &Opened,
     case: &Case,
     (a, b): (&[f32], &[f32]),
     callers: usize,
     total_calls: usize,
-    one_caller_gflops: f64,
+    one_caller_best_call: f64,
 ) -> CliResult<Concurrent> {
-    let mut best: Option<Concurrent> = None;
+    // `total_calls` is enough work (about 0.3 s of one caller's time, at least the
+    // repetitions) that starting the threads and the last stragglers matter little.
+    let calls = total_calls.div_ceil(callers).max(2);
+    let mut best_many = 0.0_f64;
+    let mut best_one = 0.0_f64;
     for _ in 0..CONCURRENT_ROUNDS {
-        let round = concurrent_round(
-            opened,
-            case,
-            (a, b),
-            callers,
-            total_calls,
-            one_caller_gflops,
-        )?;
-        if best.as_ref().is_none_or(|b| round.gflops > b.gflops) {
-            best = Some(round);
-        }
+        best_one = best_one.max(one_caller_round(opened, case, (a, b), callers * calls)?);
+        best_many = best_many.max(concurrent_round(opened, case, (a, b), callers, calls)?);
     }
-    best.ok_or_else(|| CliError::failure("no concurrent round ran"))
+    Ok(Concurrent {
+        callers,
+        calls_each: calls,
+        gflops: best_many,
+        ratio_to_one_caller: best_many / one_caller_best_call,
+        one_caller_gflops: best_one,
+        ratio_to_one_caller_rounds: best_many / best_one,
+    })
+}
+
+/// One caller makes `calls` calls one after another; GFLOPS over the whole span.
+fn one_caller_round(
+    opened: &Opened,
+    case: &Case,
+    (a, b): (&[f32], &[f32]),
+    calls: usize,
+) -> CliResult<f64> {
+    let shape = case.shape;
+    let options = MatmulOptions {
+        method: case.method,
+        check_finite: false,
+    };
+    let (_, _, len_c) = shape.lens()?;
+    let mut c = vec![f32::NAN; len_c];
+    let started = Instant::now();
+    for _ in 0..calls {
+        opened.backend.matmul_with(a, b, &mut c, shape, &options)?;
+    }
+    Ok(shape.flops() * calls as f64 / started.elapsed().as_secs_f64() / 1e9)
 }
 
 /// One round of [`concurrent`].
@@ -218,18 +251,14 @@ fn concurrent_round(
     case: &Case,
     (a, b): (&[f32], &[f32]),
     callers: usize,
-    total_calls: usize,
-    one_caller_gflops: f64,
-) -> CliResult<Concurrent> {
+    calls: usize,
+) -> CliResult<f64> {
     let shape = case.shape;
     let backend = opened.backend.as_ref();
     let options = MatmulOptions {
         method: case.method,
         check_finite: false,
     };
-    // `total_calls` is enough work (about 0.3 s of one caller's time, at least the
-    // repetitions) that starting the threads and the last stragglers matter little.
-    let calls = total_calls.div_ceil(callers).max(2);
     let (_, _, len_c) = shape.lens()?;
     // Every caller allocates and touches its C, then all start together: the timed
     // span holds the products only, not thread start-up or first-touch page faults.
@@ -272,11 +301,5 @@ fn concurrent_round(
     for r in outcome {
         r??;
     }
-    let gflops = shape.flops() * (callers * calls) as f64 / wall / 1e9;
-    Ok(Concurrent {
-        callers,
-        calls_each: calls,
-        gflops,
-        ratio_to_one_caller: gflops / one_caller_gflops,
-    })
+    Ok(shape.flops() * (callers * calls) as f64 / wall / 1e9)
 }

@@ -71,8 +71,9 @@ pub struct Args {
     /// Print CSV instead of the table.
     #[arg(long)]
     csv: bool,
-    /// Draw GFLOPS against size per backend, method and thread count into this SVG file.
-    #[arg(long, value_name = "FILE")]
+    /// Draw GFLOPS against size per backend, method and thread count into this SVG file
+    /// (its name must end in `.svg`; it is created before the first case is timed).
+    #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
 }
 
@@ -116,6 +117,12 @@ pub fn run(args: &Args) -> CliResult {
     let shapes = shapes(args)?;
     let opened = open_backends(args)?;
     let cases = cases(args, &opened, &shapes)?;
+    // The plot's file is checked and created now, not after minutes of timing.
+    let plot = args
+        .plot
+        .as_deref()
+        .map(plot::PlotFile::create)
+        .transpose()?;
     let settings = measure::Settings {
         reps: args.reps as usize,
         warmup: args.warmup as usize,
@@ -139,10 +146,8 @@ pub fn run(args: &Args) -> CliResult {
     }
     progress.done();
     let doc = report::BenchReport::new(&opened, results, &settings);
-    if let Some(path) = &args.plot {
-        std::fs::write(path, plot::svg(&doc))
-            .map_err(|e| CliError::failure(format!("writing {}: {e}", path.display())))?;
-        eprintln!("fxn-cli: plot written to {}", path.display());
+    if let Some(plot) = plot {
+        plot.write(&plot::svg(&doc))?;
     }
     if args.json {
         print_json(&doc)

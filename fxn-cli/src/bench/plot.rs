@@ -1,4 +1,4 @@
-//! `--plot FILE`: GFLOPS against size as an SVG, one line per backend, method and
+//! `--plot FILE.svg`: GFLOPS against size as an SVG, one line per backend, method and
 //! thread count; the median as the line, a band up to the best run, and the plan's Metal
 //! targets when Metal was timed.
 //!
@@ -6,10 +6,12 @@
 //! points, since no line between unrelated shapes means anything.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use metal_matmul::{BackendKind, Method, Shape};
 
 use super::report::{BenchReport, metal_target, shape_label};
+use crate::error::{CliError, CliResult};
 
 const WIDTH: f64 = 980.0;
 const HEIGHT: f64 = 590.0;
@@ -27,6 +29,60 @@ struct Series {
     label: String,
     /// (column, median GFLOPS, best GFLOPS) per point.
     points: Vec<(usize, f64, f64)>,
+}
+
+/// The `--plot` file, created empty before the timing starts and removed again if the
+/// run fails before it is written.
+pub(super) struct PlotFile<'a> {
+    path: &'a Path,
+    file: Option<std::fs::File>,
+}
+
+impl<'a> PlotFile<'a> {
+    /// Checks that `path` names an SVG file and creates it, empty.
+    pub(super) fn create(path: &'a Path) -> CliResult<Self> {
+        let svg = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+        if !svg {
+            return Err(CliError::usage(format!(
+                "--plot {}: the plot is an SVG document, so the file's name must end in \
+                 .svg (for a PNG, convert it, e.g. `rsvg-convert -o plot.png plot.svg`)",
+                path.display()
+            )));
+        }
+        let file = std::fs::File::create(path)
+            .map_err(|e| CliError::failure(format!("--plot {}: {e}", path.display())))?;
+        Ok(Self {
+            path,
+            file: Some(file),
+        })
+    }
+
+    /// Writes the plot; on failure the file is removed (by drop) rather than left
+    /// half-written.
+    pub(super) fn write(mut self, svg: &str) -> CliResult {
+        use std::io::Write as _;
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(svg.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| CliError::failure(format!("writing {}: {e}", self.path.display())))?;
+        }
+        // Written: no longer removed on drop.
+        self.file = None;
+        eprintln!("fxn-cli: plot written to {}", self.path.display());
+        Ok(())
+    }
+}
+
+impl Drop for PlotFile<'_> {
+    fn drop(&mut self) {
+        // Still holding the file: the run stopped before the plot was written, so the
+        // empty or partial file goes rather than stand as a plot.
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(self.path);
+        }
+    }
 }
 
 /// The SVG document for `report`.
@@ -276,6 +332,20 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plot_file_is_kept_only_once_written() {
+        let dir = std::env::temp_dir().join(format!("fxn-plot-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("Plot.SVG");
+        // A run that stops before the plot is written leaves no file.
+        drop(PlotFile::create(&path).unwrap());
+        assert!(!path.exists());
+        PlotFile::create(&path).unwrap().write("<svg/>").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "<svg/>");
+        assert!(PlotFile::create(&dir.join("plot")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn axis_is_round_and_covers_the_data() {

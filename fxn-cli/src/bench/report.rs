@@ -129,7 +129,7 @@ pub fn table(r: &BenchReport) -> String {
     head.extend(["peak extra MiB", "max error"]);
     let callers_head = callers.map(|n| format!("{n} callers GFLOPS (×one)"));
     if let Some(h) = &callers_head {
-        head.push(h);
+        head.extend(["1 caller GFLOPS", h]);
     }
     let mut rows: Vec<Vec<String>> = vec![head.iter().map(|h| (*h).to_owned()).collect()];
     for c in &r.results {
@@ -157,8 +157,10 @@ pub fn table(r: &BenchReport) -> String {
         row.push(c.peak_extra_mib.map_or("-".into(), |m| format!("{m:.1}")));
         row.push(format!("{:.1e}", c.max_scaled_error));
         if callers.is_some() {
-            row.push(c.concurrent.as_ref().map_or("-".into(), |k| {
-                format!("{:.1} ({:.2})", k.gflops, k.ratio_to_one_caller)
+            let k = c.concurrent.as_ref();
+            row.push(k.map_or("-".into(), |k| format!("{:.1}", k.one_caller_gflops)));
+            row.push(k.map_or("-".into(), |k| {
+                format!("{:.1} ({:.2})", k.gflops, k.ratio_to_one_caller_rounds)
             }));
         }
         rows.push(row);
@@ -199,7 +201,7 @@ pub fn table(r: &BenchReport) -> String {
 /// The CSV form: a header and one line per case.
 pub fn csv(r: &BenchReport) -> String {
     let mut s = String::from(
-        "m,k,n,backend,threads,method,method_ran,reps,best_ms,median_ms,best_gflops,median_gflops,gpu_median_ms,target_gflops,peak_extra_mib,matrices_mib,max_scaled_error,callers,callers_gflops\n",
+        "m,k,n,backend,threads,method,method_ran,reps,best_ms,median_ms,best_gflops,median_gflops,gpu_median_ms,target_gflops,peak_extra_mib,matrices_mib,max_scaled_error,callers,callers_gflops,one_caller_gflops\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.4}"));
     for c in &r.results {
@@ -209,7 +211,7 @@ pub fn csv(r: &BenchReport) -> String {
             .flatten();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.3},{:.3},{},{},{},{:.3},{:.3e},{},{}",
+            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.3},{:.3},{},{},{},{:.3},{:.3e},{},{},{}",
             c.shape.m,
             c.shape.k,
             c.shape.n,
@@ -231,6 +233,7 @@ pub fn csv(r: &BenchReport) -> String {
                 .as_ref()
                 .map_or(String::new(), |k| k.callers.to_string()),
             opt(c.concurrent.as_ref().map(|k| k.gflops)),
+            opt(c.concurrent.as_ref().map(|k| k.one_caller_gflops)),
         );
     }
     s
