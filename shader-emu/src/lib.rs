@@ -105,17 +105,30 @@ pub fn crate_dir() -> &'static Path {
 }
 
 /// A fresh, empty directory under the system's temporary directory, removed on drop.
+///
+/// An emulator held in a `static` (as the test binaries hold theirs) is never dropped,
+/// so its directory outlives the process; [`ScratchDir::new`] removes such directories
+/// left by processes that have exited (on Linux, where `/proc` tells), so runs do not
+/// pile them up.
 #[derive(Debug)]
 pub struct ScratchDir(PathBuf);
+
+/// The prefix of every scratch directory's name.
+const SCRATCH_PREFIX: &str = "shader-emu-";
 
 impl ScratchDir {
     /// Creates `<tmp>/shader-emu-<pid>-<n>-<label>`.
     pub fn new(label: &str) -> Result<Self, String> {
+        use std::sync::Once;
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
+        static REAP: Once = Once::new();
+        REAP.call_once(|| reap_exited(&std::env::temp_dir()));
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("shader-emu-{}-{n}-{label}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "{SCRATCH_PREFIX}{}-{n}-{label}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         Ok(Self(dir))
@@ -130,5 +143,65 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes the scratch directories under `tmp` whose process has exited. Only on Linux,
+/// where `/proc/<pid>` tells whether a process lives; a directory whose pid is alive
+/// (even if reused by another program) is left alone, so a running emulator's never is.
+fn reap_exited(tmp: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = scratch_pid(&name.to_string_lossy()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The pid in a scratch directory's name, `shader-emu-<pid>-<n>-<label>`.
+fn scratch_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(SCRATCH_PREFIX)?;
+    let (pid, rest) = rest.split_once('-')?;
+    let (n, _label) = rest.split_once('-')?;
+    n.parse::<usize>().ok()?;
+    pid.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_names_parse_and_only_exited_processes_are_reaped() {
+        assert_eq!(scratch_pid("shader-emu-123-0-build"), Some(123));
+        assert_eq!(scratch_pid("shader-emu-123-4-tidy-up"), Some(123));
+        assert_eq!(scratch_pid("shader-emu-x-0-build"), None);
+        assert_eq!(scratch_pid("shader-emu-123"), None);
+        assert_eq!(scratch_pid("other-123-0-build"), None);
+
+        let base = ScratchDir::new("reap").unwrap();
+        // No process has this pid (above Linux's largest pid_max, 2^22).
+        let exited = base.path().join("shader-emu-4294967000-0-build");
+        let ours = base
+            .path()
+            .join(format!("shader-emu-{}-0-build", std::process::id()));
+        let unrelated = base.path().join("shader-emu-notes");
+        for d in [&exited, &ours, &unrelated] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        reap_exited(base.path());
+        if Path::new("/proc/self").exists() {
+            assert!(!exited.exists());
+        }
+        assert!(ours.exists() && unrelated.exists());
     }
 }
