@@ -24,6 +24,9 @@
 //!
 //! One process runs per thread count (matrixmultiply reads its thread count from
 //! `MATMUL_NUM_THREADS` once per process); with several counts it starts itself again.
+//! On one thread every library computes on the process's main thread, faer included
+//! (not on a pool's worker): two virtual CPUs of a shared host can differ in speed at
+//! the same moment, and a library on a thread of its own could sit on the slower one.
 
 mod blas;
 
@@ -192,7 +195,16 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
                 let lhs = MatRef::from_row_major_slice(a, s.m, s.k);
                 let rhs = MatRef::from_row_major_slice(b, s.k, s.n);
                 let dst = MatMut::from_row_major_slice_mut(c, s.m, s.n);
-                faer_pool.install(|| matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, faer_par));
+                if threads == 1 {
+                    // On the calling thread, like every other library on one thread:
+                    // inside `install` it ran on the pool's worker, which the kernel may
+                    // keep on the other virtual CPU, and on a shared host two vCPUs
+                    // can differ by 40% at the same moment (taskset, 1024³: 53 against
+                    // 91 GFLOPS), a bias no interleaving removes.
+                    matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, faer_par);
+                } else {
+                    faer_pool.install(|| matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, faer_par));
+                }
             }),
         ),
         ("openblas", Box::new(blas::gemm)),
