@@ -79,9 +79,9 @@ pub struct Concurrent {
     pub gflops: f64,
     /// `gflops` over one caller's best single call (`best_gflops` of the case).
     pub ratio_to_one_caller: f64,
-    /// One caller making the same calls as all `callers` together, one after another,
-    /// GFLOPS over the wall time: the best of [`CONCURRENT_ROUNDS`] rounds, each run
-    /// just before a round of the callers.
+    /// One caller making calls one after another (about 0.3 s of them, at least the
+    /// repetitions), GFLOPS over the wall time: the best of [`CONCURRENT_ROUNDS`]
+    /// rounds, each run just before a round of the callers.
     pub one_caller_gflops: f64,
     /// `gflops` over `one_caller_gflops`: throughput against throughput, the same work
     /// in the same phase of the machine.
@@ -194,9 +194,9 @@ pub const CONCURRENT_ROUNDS: usize = 3;
 
 /// `callers` threads each make `calls` calls on the same backend at once (each with its
 /// own C, sharing A and B), [`CONCURRENT_ROUNDS`] times. Before each of those rounds one
-/// caller makes the same number of calls alone, one after another, so both throughputs
-/// are sustained rates over the same work, taken seconds apart, not one caller's
-/// fastest single call against a long run of many.
+/// caller makes `total_calls` calls alone, one after another, so both throughputs are
+/// sustained rates over runs of about the same length, taken seconds apart, not one
+/// caller's fastest single call against a long run of many.
 fn concurrent(
     opened: &Opened,
     case: &Case,
@@ -211,7 +211,7 @@ fn concurrent(
     let mut best_many = 0.0_f64;
     let mut best_one = 0.0_f64;
     for _ in 0..CONCURRENT_ROUNDS {
-        best_one = best_one.max(one_caller_round(opened, case, (a, b), callers * calls)?);
+        best_one = best_one.max(one_caller_round(opened, case, (a, b), total_calls)?);
         best_many = best_many.max(concurrent_round(opened, case, (a, b), callers, calls)?);
     }
     Ok(Concurrent {

@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long)]
     csv: bool,
     /// Draw GFLOPS against size per backend, method and thread count into this SVG file
-    /// (its name must end in `.svg`; it is created before the first case is timed).
+    /// (its name must end in `.svg`; it is checked before the first case is timed).
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
 }
@@ -117,7 +117,7 @@ pub fn run(args: &Args) -> CliResult {
     let shapes = shapes(args)?;
     let opened = open_backends(args)?;
     let cases = cases(args, &opened, &shapes)?;
-    // The plot's file is checked and created now, not after minutes of timing.
+    // The plot's file is checked now, not after minutes of timing.
     let plot = args
         .plot
         .as_deref()

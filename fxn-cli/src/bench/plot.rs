@@ -31,15 +31,20 @@ struct Series {
     points: Vec<(usize, f64, f64)>,
 }
 
-/// The `--plot` file, created empty before the timing starts and removed again if the
-/// run fails before it is written.
+/// The `--plot` file, checked before the timing starts: its name must end in `.svg`
+/// and it must open for writing. An existing file keeps its contents until the new plot
+/// replaces it; a file this run created is removed again if the run stops before the
+/// plot is written.
 pub(super) struct PlotFile<'a> {
     path: &'a Path,
-    file: Option<std::fs::File>,
+    /// Whether this run created the file (and so removes it if unwritten).
+    created: bool,
+    written: bool,
 }
 
 impl<'a> PlotFile<'a> {
-    /// Checks that `path` names an SVG file and creates it, empty.
+    /// Checks that `path` names an SVG file that can be written, creating it (empty)
+    /// if it does not exist.
     pub(super) fn create(path: &'a Path) -> CliResult<Self> {
         let svg = path
             .extension()
@@ -51,25 +56,25 @@ impl<'a> PlotFile<'a> {
                 path.display()
             )));
         }
-        let file = std::fs::File::create(path)
+        let created = !path.exists();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
             .map_err(|e| CliError::failure(format!("--plot {}: {e}", path.display())))?;
         Ok(Self {
             path,
-            file: Some(file),
+            created,
+            written: false,
         })
     }
 
-    /// Writes the plot; on failure the file is removed (by drop) rather than left
-    /// half-written.
+    /// Writes the plot.
     pub(super) fn write(mut self, svg: &str) -> CliResult {
-        use std::io::Write as _;
-        if let Some(file) = self.file.as_mut() {
-            file.write_all(svg.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| CliError::failure(format!("writing {}: {e}", self.path.display())))?;
-        }
-        // Written: no longer removed on drop.
-        self.file = None;
+        std::fs::write(self.path, svg)
+            .map_err(|e| CliError::failure(format!("writing {}: {e}", self.path.display())))?;
+        self.written = true;
         eprintln!("fxn-cli: plot written to {}", self.path.display());
         Ok(())
     }
@@ -77,9 +82,9 @@ impl<'a> PlotFile<'a> {
 
 impl Drop for PlotFile<'_> {
     fn drop(&mut self) {
-        // Still holding the file: the run stopped before the plot was written, so the
-        // empty or partial file goes rather than stand as a plot.
-        if self.file.take().is_some() {
+        // The run stopped before the plot was written: an empty file of this run's
+        // making goes rather than stand as a plot.
+        if self.created && !self.written {
             let _ = std::fs::remove_file(self.path);
         }
     }
@@ -343,6 +348,15 @@ mod tests {
         assert!(!path.exists());
         PlotFile::create(&path).unwrap().write("<svg/>").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "<svg/>");
+        // An earlier plot survives a run that stops early, and is replaced by one that
+        // finishes.
+        drop(PlotFile::create(&path).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "<svg/>");
+        PlotFile::create(&path)
+            .unwrap()
+            .write("<svg></svg>")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "<svg></svg>");
         assert!(PlotFile::create(&dir.join("plot")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
