@@ -46,8 +46,8 @@ use crate::{
     Backend, BackendKind, DeviceInfo, Error, MatmulOptions, MatmulReport, Method, Result, Shape,
 };
 use rules::{
-    CALLER_JOINS_MAX_FLOPS, SPLIT_BLOCKS_PER_THREAD, is_vector_shape, narrow_blocks_per_thread,
-    split_rows, split_tall, use_blocked, use_few_rows, use_narrow,
+    CALLER_JOINS_MAX_FLOPS, is_vector_shape, narrow_blocks_per_thread, split_rows,
+    split_rows_blocks_per_thread, split_tall, use_blocked, use_few_rows, use_narrow,
 };
 
 pub use info::CpuInfo;
@@ -291,7 +291,8 @@ impl Backend for CpuBackend {
             } else if let Some(per_thread) = narrow_blocks_per_thread(shape, threads, self.intel) {
                 self.gemm_row_blocks(a, b, c, shape, threads, per_thread);
             } else if split_rows(shape, threads) {
-                self.gemm_row_blocks(a, b, c, shape, threads, SPLIT_BLOCKS_PER_THREAD);
+                let per_thread = split_rows_blocks_per_thread(shape, threads, self.intel);
+                self.gemm_row_blocks(a, b, c, shape, threads, per_thread);
             } else if split_tall(shape, threads, self.intel) {
                 self.gemm_row_blocks(a, b, c, shape, threads, 1);
             } else {
@@ -452,13 +453,30 @@ mod tests {
             Shape::new(2, 3, 2),
             Shape::new(127, 257, 513),
             Shape::new(300, 64, 300),
-            // Split into row blocks of 501 and 500 (k ≤ 256, two threads).
+            // Split into row blocks (k ≤ 512, two threads): on Intel one per thread, of
+            // 512 and 489 rows; elsewhere seven of 128 rows and one of 105.
             Shape::new(1001, 100, 300),
+            // On Intel two blocks per thread, of 272 rows but the last (214).
+            Shape::new(1030, 200, 130),
             Shape::new(2100, 520, 40),
             // One row block per thread through the blocked kernel on Intel AVX-512.
             Shape::new(300, 600, 800),
         ];
         assert!(split_rows(Shape::new(1001, 100, 300), 2));
+        assert!(split_rows(Shape::new(1030, 200, 130), 2));
+        for (m, intel, per_thread) in [(1001, true, 1), (1001, false, 4), (1030, true, 2)] {
+            let shape = Shape::new(m, 200, 130);
+            assert_eq!(split_rows_blocks_per_thread(shape, 2, intel), per_thread);
+        }
+        // Blocks of at least 256 rows on Intel, at most four per thread.
+        assert_eq!(
+            split_rows_blocks_per_thread(Shape::new(127, 257, 513), 2, true),
+            1
+        );
+        assert_eq!(
+            split_rows_blocks_per_thread(Shape::new(4096, 64, 4096), 2, true),
+            4
+        );
         // One row block per thread: k > 512 and 1050 rows each.
         assert!(split_tall(Shape::new(2100, 520, 40), 2, cpu.intel));
         assert_eq!(

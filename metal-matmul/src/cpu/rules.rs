@@ -56,6 +56,37 @@ const SPLIT_MAX_K: usize = 512;
 /// the blocks instead of leaving its half to the first worker.
 pub(super) const SPLIT_BLOCKS_PER_THREAD: usize = 4;
 
+/// Row blocks per thread for a product [`split_rows`] takes: [`SPLIT_BLOCKS_PER_THREAD`],
+/// except on Intel CPUs, where every block keeps at least [`SPLIT_MIN_BLOCK_ROWS`] rows
+/// (between one block per thread and [`SPLIT_BLOCKS_PER_THREAD`]).
+///
+/// Each block is a one-thread product that packs all of B for itself, so small blocks
+/// pack B over and over: 127×257×513 in 16-row blocks packed its 0.5 MiB B eight times
+/// for 4 MFLOP a block. On 2 Intel Xeon vCPUs, `perf-compare --threads 2`, best (median)
+/// GFLOPS, two alternating runs of each (2026-11-26):
+/// - 127×257×513: 1 block per thread 220 and 219 (142, 130), 4 per thread 157 and 152
+///   (109, 105); OpenBLAS 162–165 in the same runs;
+/// - 256³: 1 per thread 246 and 235, 4 per thread 192 and 196;
+/// - 300×400×800: 1 per thread 228 and 201, 2 per thread 198 and 197, 4 per thread
+///   166 and 153 (OpenBLAS 191–193);
+/// - 512³: 1 per thread 239 and 196, 4 per thread 148 and 189;
+/// - 1024×300×1024: 4 per thread (128 rows) 208 and 201, 2 (256 rows) 233 and 215, 1
+///   (512 rows) 236 and 192; 2048×512×2048: 4 per thread (256 rows) 213 and 197, 2 223
+///   and 187, 1 186 and 186; 4096×64×4096 level across the three (158–200).
+///
+/// On AMD Zen 4 four blocks per thread were measured (127×257×513 192 GFLOPS against
+/// faer's own split's 174) and fewer were not, so other vendors keep four.
+pub(super) fn split_rows_blocks_per_thread(shape: Shape, threads: usize, cpu_intel: bool) -> usize {
+    if cpu_intel {
+        (shape.m / (threads * SPLIT_MIN_BLOCK_ROWS)).clamp(1, SPLIT_BLOCKS_PER_THREAD)
+    } else {
+        SPLIT_BLOCKS_PER_THREAD
+    }
+}
+
+/// The fewest rows of a block [`split_rows_blocks_per_thread`] cuts on Intel CPUs.
+const SPLIT_MIN_BLOCK_ROWS: usize = 256;
+
 /// The fewest rows of C per thread [`split_rows`] accepts (127×257×513 qualifies).
 const SPLIT_MIN_ROWS: usize = 60;
 
