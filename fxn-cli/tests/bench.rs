@@ -67,6 +67,47 @@ fn json_lists_every_case_checked() {
 }
 
 #[test]
+fn rounds_pool_every_call_of_a_case() {
+    let out = fxn(&[
+        "bench",
+        "--backend",
+        "cpu",
+        "--threads",
+        "1",
+        "--sizes",
+        "8,16",
+        "--reps",
+        "3",
+        "--rounds",
+        "3",
+        "--callers",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["settings"]["rounds"], 3);
+    let results = doc["results"].as_array().unwrap();
+    // One result per case, not per round, each over the three rounds' calls.
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert_eq!(r["reps"], 9);
+        let (best, median) = (
+            r["best_gflops"].as_f64().unwrap(),
+            r["median_gflops"].as_f64().unwrap(),
+        );
+        assert!(best >= median && median > 0.0);
+        let k = &r["concurrent"];
+        let ratio = k["ratio_to_one_caller"].as_f64().unwrap();
+        assert!((ratio - k["gflops"].as_f64().unwrap() / best).abs() <= 1e-9 * ratio);
+    }
+}
+
+#[test]
 fn csv_has_a_header_and_a_line_per_case() {
     let out = fxn(&[
         "bench",

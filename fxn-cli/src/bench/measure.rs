@@ -22,6 +22,8 @@ pub struct Settings {
     pub budget: Duration,
     /// Concurrent callers timed besides one, if asked.
     pub callers: Option<usize>,
+    /// Passes over all the cases; each case's timings are pooled over them.
+    pub rounds: usize,
     /// Seed of the random matrices.
     pub seed: u64,
 }
@@ -64,6 +66,47 @@ pub struct CaseResult {
     pub matrices_mib: f64,
     /// Several callers at once, if asked.
     pub concurrent: Option<Concurrent>,
+    /// Every timed call's wall time, seconds, sorted: what rounds pool.
+    #[serde(skip)]
+    walls: Vec<f64>,
+    /// Every GPU execution time, seconds, sorted (Metal only).
+    #[serde(skip)]
+    gpu: Vec<f64>,
+}
+
+impl CaseResult {
+    /// The figures of `walls` and `gpu` for this case's shape.
+    fn set_timings(&mut self, mut walls: Vec<f64>, mut gpu: Vec<f64>) {
+        walls.sort_by(f64::total_cmp);
+        gpu.sort_by(f64::total_cmp);
+        let flops = self.shape.flops();
+        let best = walls.first().copied().unwrap_or(f64::NAN);
+        let median_s = median(&walls);
+        self.reps = walls.len();
+        self.best_ms = best * 1e3;
+        self.median_ms = median_s * 1e3;
+        self.best_gflops = flops / best / 1e9;
+        self.median_gflops = flops / median_s / 1e9;
+        self.gpu_median_ms = (!gpu.is_empty()).then(|| median(&gpu) * 1e3);
+        self.walls = walls;
+        self.gpu = gpu;
+    }
+
+    /// Pools a later round of the same case into this one: its calls join the best and
+    /// the median, its error and peak memory count if larger.
+    pub fn merge(&mut self, later: CaseResult) {
+        let walls = [std::mem::take(&mut self.walls), later.walls].concat();
+        let gpu = [std::mem::take(&mut self.gpu), later.gpu].concat();
+        self.set_timings(walls, gpu);
+        self.max_scaled_error = self.max_scaled_error.max(later.max_scaled_error);
+        self.peak_extra_mib = match (self.peak_extra_mib, later.peak_extra_mib) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(k) = self.concurrent.as_mut() {
+            k.ratio_to_one_caller = k.gflops / self.best_gflops;
+        }
+    }
 }
 
 /// Combined throughput of several threads calling one backend at once, against one
@@ -77,7 +120,8 @@ pub struct Concurrent {
     /// All their floating-point operations over the wall time, GFLOPS: the best of
     /// [`CONCURRENT_ROUNDS`] rounds.
     pub gflops: f64,
-    /// `gflops` over one caller's best single call (`best_gflops` of the case).
+    /// `gflops` over one caller's best single call (`best_gflops` of the case, over
+    /// every round).
     pub ratio_to_one_caller: f64,
     /// One caller making calls one after another (about 0.3 s of them, at least the
     /// repetitions), GFLOPS over the wall time: the best of [`CONCURRENT_ROUNDS`]
@@ -88,8 +132,13 @@ pub struct Concurrent {
     pub ratio_to_one_caller_rounds: f64,
 }
 
-/// Times one case.
-pub fn run_case(case: &Case, opened: &Opened, settings: &Settings) -> CliResult<CaseResult> {
+/// Times one case; concurrent callers only when `with_callers` (the first round).
+pub fn run_case(
+    case: &Case,
+    opened: &Opened,
+    settings: &Settings,
+    with_callers: bool,
+) -> CliResult<CaseResult> {
     let shape = case.shape;
     let backend = opened.backend.as_ref();
     let mut rng = rng(Some(settings.seed));
@@ -132,18 +181,33 @@ pub fn run_case(case: &Case, opened: &Opened, settings: &Settings) -> CliResult<
         reports.push(backend.matmul_with(&a, &b, &mut c, shape, &options)?);
         walls.push(t.elapsed().as_secs_f64());
     }
-    walls.sort_by(f64::total_cmp);
-    let best = walls[0];
-    let median_s = median(&walls);
-    let mut gpu: Vec<f64> = reports
+    let gpu: Vec<f64> = reports
         .iter()
         .filter_map(|r| r.gpu.map(|d| d.as_secs_f64()))
         .collect();
-    gpu.sort_by(f64::total_cmp);
-    let gpu_median_ms = (!gpu.is_empty()).then(|| median(&gpu) * 1e3);
-    let median_gflops = flops / median_s / 1e9;
+    let mut result = CaseResult {
+        shape,
+        backend: case.backend,
+        method: case.method,
+        method_ran: first.method,
+        reps,
+        best_ms: f64::NAN,
+        median_ms: f64::NAN,
+        best_gflops: f64::NAN,
+        median_gflops: f64::NAN,
+        gpu_median_ms: None,
+        checked_against,
+        max_scaled_error,
+        peak_extra_mib,
+        matrices_mib,
+        concurrent: None,
+        walls: Vec::new(),
+        gpu: Vec::new(),
+    };
+    result.set_timings(walls, gpu);
+    let (best, median_s) = (result.best_ms / 1e3, result.median_ms / 1e3);
 
-    let concurrent = match settings.callers {
+    result.concurrent = match settings.callers.filter(|_| with_callers) {
         Some(callers) => Some(concurrent(
             opened,
             case,
@@ -154,23 +218,7 @@ pub fn run_case(case: &Case, opened: &Opened, settings: &Settings) -> CliResult<
         )?),
         None => None,
     };
-    Ok(CaseResult {
-        shape,
-        backend: case.backend,
-        method: case.method,
-        method_ran: first.method,
-        reps,
-        best_ms: best * 1e3,
-        median_ms: median_s * 1e3,
-        best_gflops: flops / best / 1e9,
-        median_gflops,
-        gpu_median_ms,
-        checked_against,
-        max_scaled_error,
-        peak_extra_mib,
-        matrices_mib,
-        concurrent,
-    })
+    Ok(result)
 }
 
 /// Repetitions that fit the budget at `per_call`, between 3 and `settings.reps`.

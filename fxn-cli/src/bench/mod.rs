@@ -58,6 +58,13 @@ pub struct Args {
     /// (never fewer than 3).
     #[arg(long, default_value_t = 10.0)]
     budget: f64,
+    /// Times to go through all the cases, one after another; each case's figures are
+    /// over the calls of every round. On a machine whose speed drifts (a shared
+    /// virtual machine), several rounds give every case a share of each phase rather
+    /// than one case a slow minute. Memory and concurrent callers are measured in the
+    /// first round only.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Also time this many threads calling the same backend at once, and report their
     /// combined GFLOPS beside one caller's.
     #[arg(long, value_parser = clap::value_parser!(u16).range(2..))]
@@ -128,21 +135,30 @@ pub fn run(args: &Args) -> CliResult {
         warmup: args.warmup as usize,
         budget: Duration::from_secs_f64(args.budget.max(0.0)),
         callers: args.callers.map(usize::from),
+        rounds: args.rounds as usize,
         seed: args.seed,
     };
-    let mut progress = progress::Progress::new(cases.len());
-    let mut results = Vec::with_capacity(cases.len());
-    for case in &cases {
-        let b = &opened[case.backend];
-        progress.start(&format!(
-            "{} {} {}",
-            report::shape_label(case.shape),
-            b.label,
-            case.method
-        ));
-        let result = measure::run_case(case, b, &settings);
-        progress.finish();
-        results.push(result?);
+    let mut progress = progress::Progress::new(cases.len() * settings.rounds);
+    let mut results: Vec<measure::CaseResult> = Vec::with_capacity(cases.len());
+    for round in 0..settings.rounds {
+        for (i, case) in cases.iter().enumerate() {
+            let b = &opened[case.backend];
+            progress.start(&format!(
+                "{} {} {}",
+                report::shape_label(case.shape),
+                b.label,
+                case.method
+            ));
+            let first_round = round == 0;
+            let result = measure::run_case(case, b, &settings, first_round);
+            progress.finish();
+            let result = result?;
+            if first_round {
+                results.push(result);
+            } else {
+                results[i].merge(result);
+            }
+        }
     }
     progress.done();
     let doc = report::BenchReport::new(&opened, results, &settings);

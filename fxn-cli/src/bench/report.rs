@@ -110,8 +110,13 @@ pub fn table(r: &BenchReport) -> String {
     }
     let _ = writeln!(
         s,
-        "{} warm-up call(s), up to {} timed; GFLOPS = 2·m·k·n / wall time of one call. Shapes are m×k×n.",
-        r.settings.warmup, r.settings.reps
+        "{} warm-up call(s), up to {} timed{}; GFLOPS = 2·m·k·n / wall time of one call. Shapes are m×k×n.",
+        r.settings.warmup,
+        r.settings.reps,
+        match r.settings.rounds {
+            1 => String::new(),
+            n => format!(" per case in each of {n} rounds"),
+        }
     );
     let metal = r.backends.iter().any(|b| b.kind == BackendKind::Metal);
     let callers = r.settings.callers;
