@@ -153,17 +153,13 @@ fn bad_requests_are_usage_errors() {
 fn a_plot_that_cannot_be_written_fails_before_the_timing() {
     let dir = std::env::temp_dir().join(format!("fxn-plot-errors-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let bench_plotting_to = |plot: &std::path::Path| {
+        let plot = plot.to_str().unwrap();
+        fxn(&["bench", "--backend", "cpu", "--sizes", "8", "--plot", plot])
+    };
     // Only SVG is drawn: a PNG name is refused, and no file is left.
     let png = dir.join("plot.png");
-    let out = fxn(&[
-        "bench",
-        "--backend",
-        "cpu",
-        "--sizes",
-        "8",
-        "--plot",
-        png.to_str().unwrap(),
-    ]);
+    let out = bench_plotting_to(&png);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(".svg"), "{err}");
@@ -171,18 +167,11 @@ fn a_plot_that_cannot_be_written_fails_before_the_timing() {
     assert!(!png.exists());
     // A directory that does not exist fails at once, before any case is timed.
     let missing = dir.join("no-such-dir").join("plot.svg");
-    let out = fxn(&[
-        "bench",
-        "--backend",
-        "cpu",
-        "--sizes",
-        "8",
-        "--plot",
-        missing.to_str().unwrap(),
-    ]);
+    let out = bench_plotting_to(&missing);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-dir"), "{err}");
+    assert!(!err.contains("8³"), "timed before failing: {err}");
     assert!(out.stdout.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }

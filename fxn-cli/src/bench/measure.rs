@@ -13,7 +13,8 @@ use crate::error::{CliError, CliResult, ExitKind};
 /// How every case is timed.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Settings {
-    /// Timed repetitions per case (fewer when the budget runs out, never under 3).
+    /// Timed repetitions per case and round (fewer when the budget runs out, never under
+    /// 3).
     pub reps: usize,
     /// Untimed calls before timing; the first one's result is checked.
     pub warmup: usize,
@@ -43,7 +44,7 @@ pub struct CaseResult {
     pub method: metal_matmul::Method,
     /// The method that ran (what `auto` resolved to).
     pub method_ran: metal_matmul::Method,
-    /// Timed repetitions.
+    /// Timed calls, over every round.
     pub reps: usize,
     /// Wall time of the fastest call, milliseconds.
     pub best_ms: f64,
@@ -127,8 +128,8 @@ pub struct Concurrent {
     /// repetitions), GFLOPS over the wall time: the best of [`CONCURRENT_ROUNDS`]
     /// rounds, each run just before a round of the callers.
     pub one_caller_gflops: f64,
-    /// `gflops` over `one_caller_gflops`: throughput against throughput, the same work
-    /// in the same phase of the machine.
+    /// `gflops` over `one_caller_gflops`: sustained throughput against sustained
+    /// throughput, measured seconds apart.
     pub ratio_to_one_caller_rounds: f64,
 }
 
