@@ -89,6 +89,54 @@ fn non_finite_inputs_and_outputs_are_reported_when_asked() {
 }
 
 #[test]
+fn a_degenerate_product_still_reports_a_non_finite_input() {
+    // Nothing is computed, so nothing reaches C: the inputs themselves are scanned.
+    let cpu = CpuBackend::new().unwrap();
+    let options = MatmulOptions {
+        method: Method::Auto,
+        check_finite: true,
+    };
+    let mut c: Vec<f32> = Vec::new();
+    // m = 0: B holds a NaN.
+    let b = [1.0, f32::NAN, 2.0, 3.0, 4.0, 5.0];
+    let err = cpu
+        .matmul_with(&[], &b, &mut c, Shape::new(0, 2, 3), &options)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NonFinite {
+                operand: "B",
+                index: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // n = 0: A holds an infinity.
+    let a = [1.0, 2.0, f32::INFINITY, 3.0];
+    let err = cpu
+        .matmul_with(&a, &[], &mut c, Shape::new(2, 2, 0), &options)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NonFinite {
+                operand: "A",
+                index: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // k = 0: C is zeros, and nothing is non-finite.
+    let mut c = vec![f32::NAN; 6];
+    cpu.matmul_with(&[], &[], &mut c, Shape::new(2, 0, 3), &options)
+        .unwrap();
+    assert!(c.iter().all(|&v| v == 0.0));
+}
+
+#[test]
 fn zero_threads_is_an_invalid_argument() {
     assert!(matches!(
         CpuBackend::with_threads(0),

@@ -151,7 +151,6 @@ pub fn run_case(
         method: case.method,
         check_finite: false,
     };
-    let flops = shape.flops();
     let matrices_mib = 4.0 * (a.len() + b.len() + c.len()) as f64 / (1024.0 * 1024.0);
 
     // First call: peak memory, then the check of its result.
@@ -206,7 +205,6 @@ pub fn run_case(
         gpu: Vec::new(),
     };
     result.set_timings(walls, gpu);
-    let (best, median_s) = (result.best_ms / 1e3, result.median_ms / 1e3);
 
     result.concurrent = match settings.callers.filter(|_| with_callers) {
         Some(callers) => Some(concurrent(
@@ -214,8 +212,8 @@ pub fn run_case(
             case,
             (&a, &b),
             callers,
-            reps.max((0.3 / median_s) as usize),
-            flops / best / 1e9,
+            reps.max((0.3e3 / result.median_ms) as usize),
+            result.best_gflops,
         )?),
         None => None,
     };

@@ -258,13 +258,13 @@ impl Backend for CpuBackend {
                 options.method
             )));
         }
-        // Finiteness: a degenerate product computes nothing, so its inputs are scanned
-        // first; any other is scanned through C (below).
-        if options.check_finite && shape.is_degenerate() {
-            check_finite("A", a, shape.k)?;
-            check_finite("B", b, shape.n)?;
-        }
         if shape.is_degenerate() {
+            // Nothing is computed, so a non-finite input cannot reach C: the inputs are
+            // scanned here, and C (zeros) is not.
+            if options.check_finite {
+                check_finite("A", a, shape.k)?;
+                check_finite("B", b, shape.n)?;
+            }
             c.fill(0.0);
         } else {
             // Products worth several threads are admitted through the permits (see
@@ -301,7 +301,7 @@ impl Backend for CpuBackend {
             }
             drop(held);
         }
-        if options.check_finite && first_non_finite(c).is_some() {
+        if options.check_finite && !shape.is_degenerate() && first_non_finite(c).is_some() {
             // Every kernel computes every term A[i,p]·B[p,j] of C[i,j] (none skips a
             // zero), and a NaN or infinity in a term makes the sum NaN or infinite
             // (∞·0 is NaN, ∞ − ∞ too), so a non-finite A or B always reaches C. Only

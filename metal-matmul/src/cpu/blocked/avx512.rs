@@ -32,8 +32,8 @@ const B_AHEAD: usize = 16;
 ///
 /// # Safety
 /// - The CPU has AVX-512F; `R ≤ MR` and `V` is 1, 2 or 3.
-/// - `kb ≤ KC_TALL`; `a` points to `MR·kb` readable floats (`a[p·MR + r]`), and `b` to `NR·kb`
-///   readable floats (`b[p·NR + j]`) whose start is 64-byte aligned.
+/// - `kb ≤ KC_TALL`; `a` points to `MR·kb` readable floats (`a[p·MR + r]`), and `b` to
+///   `NR·kb` readable floats (`b[p·NR + j]`) whose start is 64-byte aligned.
 /// - `c` points to a tile of `R` rows of `V·16` floats each, row `r` starting at
 ///   `c + r·ldc`, all readable and writable and not aliased elsewhere during the call.
 #[target_feature(enable = "avx512f")]

@@ -79,9 +79,9 @@ const TALL_ROWS: usize = 512;
 /// Columns of B per packed block, ten micro-panels: KC × NC floats (720 KiB; 1.4 MiB
 /// with KC_TALL) stay in L2 while every A micro-panel of the call passes over them.
 /// 720 and 960 (each A micro-panel read from L3 half as often) measured the same
-/// within the noise: 4096³
-/// on one thread, paired against OpenBLAS in two alternating runs each, 98% and 96%
-/// (480), 103% and 113% (720), 99% and 106% (960); 2048³ 94–106% across the three.
+/// within the noise: 4096³ on one thread, paired against OpenBLAS in two alternating
+/// runs each, 98% and 96% (480), 103% and 113% (720), 99% and 106% (960); 2048³
+/// 94–106% across the three.
 const NC: usize = 480;
 
 /// Whether this CPU runs the blocked kernel (x86-64 with AVX-512F, detected at run time).
