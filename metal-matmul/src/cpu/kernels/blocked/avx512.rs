@@ -7,6 +7,91 @@
 //! and later; AVX-512 intrinsics are stable from 1.89, the workspace's minimum); the
 //! loads and stores through raw pointers keep their `unsafe` blocks.
 
+use super::{Avx512, MR_AVX512, Micro, assert_micro};
+
+impl Micro for Avx512 {
+    const MR: usize = MR_AVX512;
+    const NR: usize = 48;
+    const W: usize = 16;
+    const KC: usize = 384;
+    const KC_TALL: usize = 768;
+    const TALL_ROWS: usize = 512;
+    const NC: usize = 480;
+    const MC: Option<usize> = None;
+
+    fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    fn micro(
+        a_panel: &[f32],
+        b_panel: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        kb: usize,
+        acc: bool,
+        rows: usize,
+        vectors: usize,
+    ) {
+        assert_micro::<Self>(a_panel, b_panel, c, ldc, kb, rows, vectors);
+        assert!(matches!(rows, 4 | MR), "AVX-512 tiles have 4 or 8 rows");
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (a, b, c) = (a_panel.as_ptr(), b_panel.as_ptr(), c.as_mut_ptr());
+            // SAFETY: the CPU has AVX-512F, each instance's rows and vectors are the
+            // `rows` and `vectors` asserted above, and the panels and the tile have the
+            // lengths the kernel reads and writes, B 64-byte aligned (`assert_micro`).
+            unsafe {
+                match (rows, vectors) {
+                    (MR, 3) => kernel::<MR, 3>(kb, a, b, c, ldc, acc),
+                    (MR, 2) => kernel::<MR, 2>(kb, a, b, c, ldc, acc),
+                    (MR, _) => kernel::<MR, 1>(kb, a, b, c, ldc, acc),
+                    (_, 3) => kernel::<4, 3>(kb, a, b, c, ldc, acc),
+                    (_, 2) => kernel::<4, 2>(kb, a, b, c, ldc, acc),
+                    (_, _) => kernel::<4, 1>(kb, a, b, c, ldc, acc),
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("AVX-512 is x86-64 only; `assert_micro` checked availability")
+    }
+
+    fn edge_rows(rows: usize) -> usize {
+        rows.next_multiple_of(4)
+    }
+
+    fn pack_a_panel(a: &[f32], lda: usize, kb: usize, out: &mut [f32]) -> bool {
+        if !Self::available() {
+            return false;
+        }
+        assert!(
+            out.len() == MR * kb && a.len() >= (MR - 1) * lda + kb,
+            "A micro-panel lengths"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX-512F (checked above); `a` holds MR rows of kb floats at
+        // stride lda and `out` MR·kb floats, borrowed mutably (asserted above).
+        unsafe {
+            pack_a_panel(a.as_ptr(), lda, kb, out.as_mut_ptr())
+        };
+        cfg!(target_arch = "x86_64")
+    }
+}
+
+const MR: usize = MR_AVX512;
+#[cfg(target_arch = "x86_64")]
+const NR: usize = 48;
+#[cfg(target_arch = "x86_64")]
+const W: usize = 16;
+
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
     __m256, __m512, _MM_HINT_T0, _mm_prefetch, _mm256_loadu_ps, _mm256_permute2f128_ps,
     _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm512_add_ps,
@@ -14,14 +99,14 @@ use std::arch::x86_64::{
     _mm512_storeu_ps,
 };
 
-use super::{MR, NR, W};
-
+#[cfg(target_arch = "x86_64")]
 /// Steps before the end of the loop at which the tile of C is prefetched. With C_AHEAD
 /// and B_AHEAD, 4096³ on one thread went from 0.90 to 0.94–0.95 of OpenBLAS (Intel
 /// Xeon, median of 7–9 paired rounds, two runs; 2048³ unchanged, at 1.02), where C's
 /// rows are 16 KiB apart and C does not stay in the caches between passes.
 const C_AHEAD: usize = 48;
 
+#[cfg(target_arch = "x86_64")]
 /// Steps ahead at which packed B is prefetched into L1 (3 KiB ahead of the loads).
 const B_AHEAD: usize = 16;
 
@@ -36,8 +121,9 @@ const B_AHEAD: usize = 16;
 ///   `NR·kb` readable floats (`b[p·NR + j]`) whose start is 64-byte aligned.
 /// - `c` points to a tile of `R` rows of `V·16` floats each, row `r` starting at
 ///   `c + r·ldc`, all readable and writable and not aliased elsewhere during the call.
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn kernel<const R: usize, const V: usize>(
+unsafe fn kernel<const R: usize, const V: usize>(
     kb: usize,
     a: *const f32,
     b: *const f32,
@@ -117,8 +203,9 @@ pub(super) unsafe fn kernel<const R: usize, const V: usize>(
 /// - The CPU has AVX-512F (which implies the AVX used here).
 /// - `a` points to MR rows of `kb` readable floats, row `r` starting at `a + r·lda`;
 ///   `out` points to `MR·kb` writable floats not aliased elsewhere during the call.
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn pack_a_panel(a: *const f32, lda: usize, kb: usize, out: *mut f32) {
+unsafe fn pack_a_panel(a: *const f32, lda: usize, kb: usize, out: *mut f32) {
     let mut p = 0;
     while p + 8 <= kb {
         // SAFETY: p + 8 ≤ kb, so each row's eight floats at p are readable (contract).

@@ -13,7 +13,7 @@
 //! the CPU has them (AVX-512 gains nothing here: the loops wait on memory, not
 //! arithmetic). Elsewhere a portable copy over fixed-width lane arrays runs.
 
-use super::tasks;
+use super::Dims;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -23,103 +23,55 @@ const LANES: usize = 16;
 
 /// Rows (of A for `n == 1`, of B for `m == 1`) handled together, so each load of the
 /// vector (or of the output block) serves this many rows.
-const ROWS: usize = 4;
+pub(in crate::cpu) const ROWS: usize = 4;
 
-/// Vector × matrix tasks per thread: more than one, so a worker that wakes late (its
-/// core busy, or a virtual CPU halted) takes a share of the work instead of leaving its
-/// whole half to the first worker. Few, because each task past the first adds into a
-/// partial row of its own (16 per thread measured 0.97–0.98 of OpenBLAS, like 4; 64
-/// fell to 0.86–0.92).
-const TASKS_PER_THREAD: usize = 4;
-
-/// Matrix × vector tasks per thread: many, because a task's rows are whole outputs (no
-/// partial sums), so the only cost of a task is claiming it, and the last task of a
-/// call is what one thread waits on while the other finishes. On 2 Intel Xeon vCPUs,
-/// 4096×4096×1 on two threads, median of 30 rounds each against OpenBLAS's `sgemv` in
-/// the same round: 0.945 with 4 tasks per thread, 0.99–1.02 with 16, 1.03–1.04 with 64.
-const MV_TASKS_PER_THREAD: usize = 64;
-
-/// The fewest elements of A in a matrix × vector task (64 KiB): claiming a task costs
-/// an atomic add and an uncontended lock, nothing against streaming this much.
-const MV_MIN_TASK_ELEMENTS: usize = 16_384;
-
-/// `c (m) = a (m×k, row-major) · x (k)`, with the rows of `c` split among `threads`
-/// threads (the caller and `threads - 1` of `pool`'s workers) when `threads > 1`.
-pub(crate) fn matrix_vector(
-    pool: &rayon::ThreadPool,
-    a: &[f32],
-    x: &[f32],
-    c: &mut [f32],
-    k: usize,
-    threads: usize,
-) {
-    debug_assert_eq!(a.len(), c.len() * k);
-    debug_assert_eq!(x.len(), k);
-    let m = c.len();
-    if threads <= 1 || m < 2 * ROWS {
-        mv_rows(a, x, c, k);
+/// `C (m×1) = A (m×k) · B (k×1)` on the calling thread.
+///
+/// # Panics
+/// If `dims.n != 1` or the slices do not hold `dims`.
+pub(super) fn matrix_vector(a: &[f32], x: &[f32], c: &mut [f32], d: Dims) {
+    assert_eq!(d.n, 1, "matrix × vector needs n = 1");
+    d.assert_fits(a, x, c);
+    if d.m == 0 {
         return;
     }
-    let rows_per_task = m
-        .div_ceil(threads * MV_TASKS_PER_THREAD)
-        .max(MV_MIN_TASK_ELEMENTS.div_ceil(k.max(1)))
-        .next_multiple_of(ROWS);
-    let tasks = c.chunks_mut(rows_per_task).zip(a.chunks(rows_per_task * k));
-    tasks::run(pool, threads, true, tasks, |(c, a)| mv_rows(a, x, c, k));
+    // B is one column: its k floats are `ldb` apart.
+    let strided;
+    let x = if d.ldb == 1 {
+        &x[..d.k]
+    } else {
+        strided = x
+            .iter()
+            .step_by(d.ldb)
+            .take(d.k)
+            .copied()
+            .collect::<Vec<_>>();
+        &strided[..]
+    };
+    if d.lda == d.k && d.ldc == 1 {
+        mv_rows(&a[..d.m * d.k], x, &mut c[..d.m], d.k);
+    } else {
+        for i in 0..d.m {
+            let row = &a[i * d.lda..i * d.lda + d.k];
+            mv_rows(row, x, std::slice::from_mut(&mut c[i * d.ldc]), d.k);
+        }
+    }
 }
 
-/// `c (n) = x (k) · b (k×n, row-major)`, split among `threads` threads (the caller and
-/// `threads - 1` of `pool`'s workers) when `threads > 1`.
+/// `C (1×n) = A (1×k) · B (k×n)` on the calling thread: the rows of B streamed whole,
+/// in storage order, four at a time into a block of C that stays in L1 (reading a
+/// column block of B instead, its rows cut into pieces, starves the hardware
+/// prefetcher).
 ///
-/// Each thread streams whole rows of B, contiguous in memory (reading a column block
-/// instead, rows cut into pieces, starves the hardware prefetcher: measured at a third of
-/// the speed on 1×4096×4096). So the threads split the *rows* of B, the first adding
-/// into `c` and each other one into a partial row of its own (workspace:
-/// `(4·threads - 1)·n` floats at most), summed at the end. When B has too few rows to split, the
-/// threads split the columns of `c` instead.
-pub(crate) fn vector_matrix(
-    pool: &rayon::ThreadPool,
-    x: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    n: usize,
-    threads: usize,
-) {
-    debug_assert_eq!(b.len(), x.len() * n);
-    debug_assert_eq!(c.len(), n);
-    let k = x.len();
-    if threads <= 1 {
-        vm_cols(x, b, c, n, 0);
+/// # Panics
+/// If `dims.m != 1` or the slices do not hold `dims`.
+pub(super) fn vector_matrix(x: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
+    assert_eq!(d.m, 1, "vector × matrix needs m = 1");
+    d.assert_fits(x, b, c);
+    if d.n == 0 {
         return;
     }
-    if k >= threads * TASKS_PER_THREAD * 4 * ROWS {
-        let rows_per_task = k
-            .div_ceil(threads * TASKS_PER_THREAD)
-            .next_multiple_of(ROWS);
-        let tasks = k.div_ceil(rows_per_task);
-        let mut partials = vec![0.0f32; (tasks - 1) * n];
-        let outs: Vec<&mut [f32]> = std::iter::once(&mut *c)
-            .chain(partials.chunks_exact_mut(n))
-            .collect();
-        let tasks = outs
-            .into_iter()
-            .zip(x.chunks(rows_per_task))
-            .zip(b.chunks(rows_per_task * n));
-        tasks::run(pool, threads, true, tasks, |((out, x), b)| {
-            vm_cols(x, b, out, n, 0);
-        });
-        for partial in partials.chunks_exact(n) {
-            for (cv, &pv) in c.iter_mut().zip(partial) {
-                *cv += pv;
-            }
-        }
-        return;
-    }
-    let cols_per_task = n.div_ceil(threads).next_multiple_of(LANES);
-    let tasks = c.chunks_mut(cols_per_task).enumerate();
-    tasks::run(pool, threads, true, tasks, |(block, c)| {
-        vm_cols(x, b, c, n, block * cols_per_task);
-    });
+    vm_cols(&x[..d.k], b, d.ldb, &mut c[..d.n]);
 }
 
 /// Matrix × vector on one thread, with the widest kernel the CPU runs.
@@ -134,16 +86,17 @@ fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
     mv_rows_generic::<{ HAS_FMA }>(a, x, c, k);
 }
 
-/// Vector × matrix into the columns `j0..j0 + c.len()` on one thread.
-fn vm_cols(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize) {
+/// Vector × matrix into the columns `0..c.len()` of `b` (rows `ldb` apart) on one
+/// thread.
+fn vm_cols(x: &[f32], b: &[f32], ldb: usize, c: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA (checked just above), the only requirement
         // of a `target_feature` function; its body is safe code.
-        unsafe { avx2::vm_cols(x, b, c, n, j0) };
+        unsafe { avx2::vm_cols(x, b, ldb, c) };
         return;
     }
-    vm_cols_generic::<{ HAS_FMA }>(x, b, c, n, j0);
+    vm_cols_generic::<{ HAS_FMA }>(x, b, ldb, c);
 }
 
 /// Whether `f32::mul_add` is one instruction without run-time detection: aarch64 always
@@ -239,12 +192,12 @@ fn mv_rows_generic<const FMA: bool>(a: &[f32], x: &[f32], c: &mut [f32], k: usiz
     }
 }
 
-/// `c[j - j0] = Σ_p x[p]·b[p, j]` for the columns `j0..j0 + c.len()`: the block of `c`
+/// `c[j] = Σ_p x[p]·b[p, j]` for the columns `0..c.len()`: the block of `c`
 /// stays in L1 while four rows of B at a time stream through it.
 #[inline(always)]
-fn vm_cols_generic<const FMA: bool>(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize) {
+fn vm_cols_generic<const FMA: bool>(x: &[f32], b: &[f32], ldb: usize, c: &mut [f32]) {
     let width = c.len();
-    let row = |p: usize| &b[p * n + j0..p * n + j0 + width];
+    let row = |p: usize| &b[p * ldb..p * ldb + width];
     let k = x.len();
     let groups = k / ROWS;
     c.fill(0.0);
@@ -288,28 +241,12 @@ fn vm_cols_generic<const FMA: bool>(x: &[f32], b: &[f32], c: &mut [f32], n: usiz
 mod tests {
     use super::*;
     use crate::Shape;
+    use crate::cpu::kernels::tests::{check_product, random};
     use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (h % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    /// A pool of three workers, the most threads the tests ask for.
-    fn pool() -> rayon::ThreadPool {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap()
-    }
 
     #[test]
     fn matrix_vector_matches_the_reference() {
-        let pool = pool();
+        // Whole groups of four rows and the rows after them, whole and partial lanes.
         for (m, k) in [
             (1, 1),
             (3, 5),
@@ -317,60 +254,82 @@ mod tests {
             (7, 33),
             (9, 100),
             (64, 17),
-            (130, 257),
-            // Several tasks of at least 64 KiB each on two and three threads, the last
-            // one short and not a multiple of ROWS.
             (301, 199),
-            (1000, 70),
         ] {
-            let a = values(m * k, 1);
-            let x = values(k, 2);
-            for threads in [1, 2, 3] {
-                let mut c = vec![f32::NAN; m];
-                matrix_vector(&pool, &a, &x, &mut c, k, threads);
-                verify_product(&a, &x, &c, Shape::new(m, k, 1), DEFAULT_TOLERANCE)
-                    .unwrap_or_else(|e| panic!("{m}×{k}, {threads} threads: {e}"));
-            }
+            let (a, x) = random(m as u64, m, k, 1);
+            let dims = Dims::packed(Shape::new(m, k, 1));
+            check_product((&a, &x), (m, k, 1), |a, x, c| matrix_vector(a, x, c, dims))
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 
     #[test]
     fn vector_matrix_matches_the_reference() {
-        let pool = pool();
         for (k, n) in [
             (1, 1),
             (5, 3),
             (4, 16),
             (7, 33),
             (9, 100),
-            (17, 64),
             (3, 2049),
-            (6, 4500),
-            (64, 40),
             (203, 77),
         ] {
-            let x = values(k, 3);
-            let b = values(k * n, 4);
-            for threads in [1, 2, 3] {
-                let mut c = vec![f32::NAN; n];
-                vector_matrix(&pool, &x, &b, &mut c, n, threads);
-                verify_product(&x, &b, &c, Shape::new(1, k, n), DEFAULT_TOLERANCE)
-                    .unwrap_or_else(|e| panic!("{k}×{n}, {threads} threads: {e}"));
-            }
+            let (x, b) = random(n as u64, 1, k, n);
+            let dims = Dims::packed(Shape::new(1, k, n));
+            check_product((&x, &b), (1, k, n), |x, b, c| vector_matrix(x, b, c, dims))
+                .unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    #[test]
+    fn strided_operands_match_the_reference() {
+        // A's rows 3 floats longer than k, B's column 2 apart, C's 5: matrix × vector.
+        let (m, k) = (9, 37);
+        let (a, x) = random(1, m, k, 1);
+        let a_wide: Vec<f32> = a
+            .chunks(k)
+            .flat_map(|r| r.iter().copied().chain([9.0; 3]))
+            .collect();
+        let x_wide: Vec<f32> = x.iter().flat_map(|&v| [v, f32::NAN]).collect();
+        let mut c = vec![f32::NAN; (m - 1) * 5 + 1];
+        let dims = Dims {
+            m,
+            k,
+            n: 1,
+            lda: k + 3,
+            ldb: 2,
+            ldc: 5,
+        };
+        matrix_vector(&a_wide, &x_wide, &mut c, dims);
+        let c: Vec<f32> = c.iter().step_by(5).copied().collect();
+        verify_product(&a, &x, &c, Shape::new(m, k, 1), DEFAULT_TOLERANCE).unwrap();
+        // Vector × matrix on columns 3..40 of a 50-column B.
+        let (k, n) = (21, 50);
+        let (x, b) = random(2, 1, k, n);
+        let mut c = vec![f32::NAN; 37];
+        let dims = Dims {
+            m: 1,
+            k,
+            n: 37,
+            lda: k,
+            ldb: n,
+            ldc: 37,
+        };
+        vector_matrix(&x, &b[3..], &mut c, dims);
+        let b_cols: Vec<f32> = b.chunks(n).flat_map(|r| r[3..40].to_vec()).collect();
+        verify_product(&x, &b_cols, &c, Shape::new(1, k, 37), DEFAULT_TOLERANCE).unwrap();
     }
 
     #[test]
     fn the_portable_kernels_agree_with_the_reference() {
         let (m, k, n) = (5, 37, 41);
-        let a = values(m * k, 5);
-        let x = values(k, 6);
+        let (a, x) = random(5, m, k, 1);
         let mut c = vec![f32::NAN; m];
         mv_rows_generic::<false>(&a, &x, &mut c, k);
         verify_product(&a, &x, &c, Shape::new(m, k, 1), DEFAULT_TOLERANCE).unwrap();
-        let b = values(k * n, 7);
+        let (x, b) = random(6, 1, k, n);
         let mut c = vec![f32::NAN; n];
-        vm_cols_generic::<false>(&x, &b, &mut c, n, 0);
+        vm_cols_generic::<false>(&x, &b, n, &mut c);
         verify_product(&x, &b, &c, Shape::new(1, k, n), DEFAULT_TOLERANCE).unwrap();
     }
 }

@@ -10,7 +10,10 @@ use std::arch::x86_64::{
     _mm512_set1_ps,
 };
 
-use super::{R_MAX, W};
+use super::R_MAX;
+
+/// Floats per AVX-512 vector.
+const W: usize = 16;
 
 /// `C[0..m, 0..n] += A-block[0..m, 0..R] · B[0..R, 0..n]`.
 ///

@@ -122,15 +122,15 @@ unsafe fn mv_rows_body(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
     }
 }
 
-/// `c[j - j0] = Σ_p x[p]·b[p, j]` for the columns `j0..j0 + c.len()` of the `k×n`
-/// row-major `b` (`k = x.len()`).
+/// `c[j] = Σ_p x[p]·b[p, j]` for the columns `0..c.len()` of `b`, whose `k = x.len()`
+/// rows are `ldb` floats apart.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn vm_cols(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize) {
+pub(super) unsafe fn vm_cols(x: &[f32], b: &[f32], ldb: usize, c: &mut [f32]) {
     // SAFETY: this function's own contract: the CPU has AVX2 and FMA.
-    unsafe { vm_cols_body(x, b, c, n, j0) }
+    unsafe { vm_cols_body(x, b, ldb, c) }
 }
 
 /// The body of [`vm_cols`], inlined into it.
@@ -138,11 +138,11 @@ pub(super) unsafe fn vm_cols(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: 
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[inline(always)]
-unsafe fn vm_cols_body(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize) {
+unsafe fn vm_cols_body(x: &[f32], b: &[f32], n: usize, c: &mut [f32]) {
     let k = x.len();
     let width = c.len();
     assert!(
-        b.len() == k * n && j0 + width <= n,
+        k > 0 && width <= n && b.len() >= (k - 1) * n + width,
         "vector × matrix lengths"
     );
     let body = width - width % (2 * W);
@@ -154,12 +154,12 @@ unsafe fn vm_cols_body(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize)
             // SAFETY: the caller guarantees AVX2 and FMA; register-only intrinsics.
             unsafe { _mm256_set1_ps(x[p + r]) }
         });
-        let base = b[p * n + j0..].as_ptr();
+        let base = b[p * n..].as_ptr();
         let mut j = 0;
         while j < body {
             // SAFETY: j + 16 ≤ body ≤ width, so c[j..j + 16] is in bounds; for each of
-            // the VM_ROWS rows p + r < k, b[(p + r)·n + j0 + j ..][..16] ends before
-            // (p + r)·n + j0 + width ≤ (p + r + 1)·n ≤ k·n = b.len() (asserted above).
+            // the VM_ROWS rows p + r < k, b[(p + r)·n + j ..][..16] ends before
+            // (p + r)·n + width ≤ (k - 1)·n + width ≤ b.len() (asserted above).
             unsafe {
                 let mut c0 = _mm256_loadu_ps(cp.add(j));
                 let mut c1 = _mm256_loadu_ps(cp.add(j + W));
@@ -174,7 +174,7 @@ unsafe fn vm_cols_body(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize)
             j += 2 * W;
         }
         for r in 0..VM_ROWS {
-            let row = &b[(p + r) * n + j0..(p + r) * n + j0 + width];
+            let row = &b[(p + r) * n..(p + r) * n + width];
             for (cv, &bv) in c[body..].iter_mut().zip(&row[body..]) {
                 *cv = x[p + r].mul_add(bv, *cv);
             }
@@ -182,7 +182,7 @@ unsafe fn vm_cols_body(x: &[f32], b: &[f32], c: &mut [f32], n: usize, j0: usize)
         p += VM_ROWS;
     }
     while p < k {
-        let row = &b[p * n + j0..p * n + j0 + width];
+        let row = &b[p * n..p * n + width];
         for (cv, &bv) in c.iter_mut().zip(row) {
             *cv = x[p].mul_add(bv, *cv);
         }

@@ -1,0 +1,171 @@
+//! Carrying out a [`Plan`]: its kernel over the blocks of its split, on the backend's
+//! pool. Nothing here chooses; `cpu::plan` has chosen.
+
+use super::kernels::{Dims, Kernel, faer_parallel, few_rows};
+use super::plan::{Plan, Split};
+use super::tasks;
+use crate::Shape;
+
+/// `C = A·B` for the dense row-major `shape` as `plan` says, on `pool` (and the calling
+/// thread). Allocates only the scratch of an inner split (one C of `m` rows per range,
+/// at most `4·threads` of them) and the kernels' own per-thread buffers.
+///
+/// # Panics
+/// If the slices are not `shape`'s lengths or the plan's kernel is not available on
+/// this CPU (the plan never chooses one that is not).
+pub(super) fn run(
+    pool: &rayon::ThreadPool,
+    plan: Plan,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    shape: Shape,
+) {
+    let dims = Dims::packed(shape);
+    dims.assert_fits(a, b, c);
+    let kernel = plan.kernel;
+    match plan.split {
+        Split::One => kernel.run(a, b, c, dims),
+        Split::Rows {
+            threads,
+            rows,
+            caller_joins,
+        } => {
+            let (lda, ldc) = (dims.lda, dims.ldc);
+            let blocks = c.chunks_mut(rows * ldc).zip(a.chunks(rows * lda));
+            tasks::run(pool, threads, caller_joins, blocks, |(c, a)| {
+                kernel.run(a, b, c, dims.with_rows(c.len() / ldc));
+            });
+        }
+        Split::Columns { threads, cols } => {
+            assert_eq!(shape.m, 1, "a column split needs a one-row C");
+            let blocks = c.chunks_mut(cols).enumerate();
+            tasks::run(pool, threads, true, blocks, |(i, c)| {
+                let block = Dims {
+                    n: c.len(),
+                    ldc: c.len(),
+                    ..dims
+                };
+                kernel.run(a, &b[i * cols..], c, block);
+            });
+        }
+        Split::Inner { threads, depth } => inner(pool, kernel, (threads, depth), a, b, c, dims),
+        Split::Faer { threads } => pool.install(|| faer_parallel(a, b, c, dims, threads)),
+    }
+}
+
+/// The inner dimension in ranges of `depth` steps, each range's product written into a
+/// scratch C of its own whose rows are [`few_rows::scratch_stride`] apart (an odd number
+/// of cache lines), then summed into C. One range runs on the calling thread.
+fn inner(
+    pool: &rayon::ThreadPool,
+    kernel: Kernel,
+    (threads, depth): (usize, usize),
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    d: Dims,
+) {
+    let depth = depth.max(1);
+    let ldc = few_rows::scratch_stride(d.n);
+    let ranges: Vec<(usize, usize)> = (0..d.k)
+        .step_by(depth)
+        .map(|p0| (p0, depth.min(d.k - p0)))
+        .collect();
+    let part_len = d.m * ldc;
+    let mut scratch = vec![0.0f32; ranges.len().max(1) * part_len];
+    let part = |(p0, kb): (usize, usize), out: &mut [f32]| {
+        let dims = Dims { k: kb, ldc, ..d };
+        kernel.run(&a[p0..], &b[p0 * d.ldb..], out, dims);
+    };
+    if ranges.len() > 1 {
+        let items = scratch.chunks_mut(part_len).zip(ranges.iter().copied());
+        tasks::run(pool, threads, true, items, |(out, range)| part(range, out));
+    } else {
+        // k = 0 leaves the one scratch C zero: C = 0.
+        if let Some(&range) = ranges.first() {
+            part(range, &mut scratch);
+        }
+    }
+    let (first, rest) = scratch.split_at(part_len);
+    for (i, row) in c.chunks_exact_mut(d.n).enumerate() {
+        row.copy_from_slice(&first[i * ldc..i * ldc + d.n]);
+        for other in rest.chunks_exact(part_len) {
+            for (cv, &v) in row.iter_mut().zip(&other[i * ldc..i * ldc + d.n]) {
+                *cv += v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::features::CpuFeatures;
+    use crate::cpu::kernels::Isa;
+    use crate::cpu::kernels::tests::{check_product, random};
+
+    fn pool() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+    }
+
+    /// Runs `plan` on `shape` with random operands and checks C against the reference.
+    fn check(pool: &rayon::ThreadPool, plan: Plan, (m, k, n): (usize, usize, usize)) {
+        let (a, b) = random((m * 31 + k * 7 + n) as u64, m, k, n);
+        check_product((&a, &b), (m, k, n), |a, b, c| {
+            run(pool, plan, a, b, c, Shape::new(m, k, n));
+        })
+        .unwrap_or_else(|e| panic!("{plan:?}: {e}"));
+    }
+
+    #[test]
+    fn every_split_covers_every_element() {
+        let pool = pool();
+        let plan = |kernel, split| Plan { kernel, split };
+        let rows = |threads, rows, caller_joins| Split::Rows {
+            threads,
+            rows,
+            caller_joins,
+        };
+        // Blocks that divide the rows and blocks that leave a short last one; more
+        // blocks than threads; the caller joining and not.
+        check(&pool, plan(Kernel::Faer, rows(2, 16, true)), (100, 30, 20));
+        check(&pool, plan(Kernel::Faer, rows(3, 7, false)), (50, 9, 13));
+        check(&pool, plan(Kernel::Faer, rows(2, 64, false)), (64, 5, 3));
+        check(&pool, plan(Kernel::MatVec, rows(2, 8, true)), (301, 199, 1));
+        check(
+            &pool,
+            plan(Kernel::Faer, Split::Faer { threads: 3 }),
+            (70, 80, 90),
+        );
+        // Column blocks of a one-row C, the last short.
+        let columns = |threads, cols| Split::Columns { threads, cols };
+        check(&pool, plan(Kernel::VecMat, columns(2, 16)), (1, 40, 70));
+        check(&pool, plan(Kernel::VecMat, columns(3, 64)), (1, 9, 4500));
+        // Inner ranges: one (on the caller), several, a short last one.
+        let inner = |threads, depth| Split::Inner { threads, depth };
+        check(&pool, plan(Kernel::VecMat, inner(2, 32)), (1, 203, 77));
+        check(&pool, plan(Kernel::Faer, inner(3, 100)), (7, 1001, 33));
+        check(&pool, plan(Kernel::Faer, inner(1, 1000)), (5, 300, 1000));
+        if let Some(isa) = Isa::best(&CpuFeatures::detect()) {
+            for (m, k, n) in [
+                (8, 2051, 64),
+                (24, 1100, 47),
+                (3, 7, 1000),
+                (15, 4096, 1024),
+            ] {
+                check(&pool, plan(Kernel::FewRows(isa), inner(2, 256)), (m, k, n));
+                check(
+                    &pool,
+                    plan(Kernel::FewRows(isa), inner(1, k.next_multiple_of(8))),
+                    (m, k, n),
+                );
+            }
+        } else {
+            eprintln!("skipped the few-rows kernel: this CPU has neither AVX-512 nor AVX2");
+        }
+    }
+}

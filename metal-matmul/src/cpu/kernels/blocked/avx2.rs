@@ -1,0 +1,160 @@
+//! The 6 × 16 micro-kernel in AVX2+FMA intrinsics: 12 accumulator registers (6 rows of
+//! two 8-float vectors), two loads of packed B and six broadcasts of packed A per step
+//! of the inner dimension, 12 fused multiply-adds; with 2 or 4 rows or 8 columns for
+//! the edges of C. 12 accumulators, 2 of B and 1 broadcast fill 15 of the 16 registers,
+//! and 12 independent multiply-adds cover the FMA latency of two pipes (4 cycles on
+//! Zen 3 and Skylake).
+
+use super::{Avx2, MR_AVX2, Micro, assert_micro};
+
+impl Micro for Avx2 {
+    const MR: usize = MR_AVX2;
+    const NR: usize = 16;
+    const W: usize = 8;
+    const KC: usize = 256;
+    const KC_TALL: usize = 512;
+    const TALL_ROWS: usize = 512;
+    const NC: usize = 512;
+    const MC: Option<usize> = Some(120);
+
+    fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    fn micro(
+        a_panel: &[f32],
+        b_panel: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        kb: usize,
+        acc: bool,
+        rows: usize,
+        vectors: usize,
+    ) {
+        assert_micro::<Self>(a_panel, b_panel, c, ldc, kb, rows, vectors);
+        assert!(matches!(rows, 2 | 4 | 6), "AVX2 tiles have 2, 4 or 6 rows");
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (a, b, c) = (a_panel.as_ptr(), b_panel.as_ptr(), c.as_mut_ptr());
+            // SAFETY: the CPU has AVX2 and FMA, each instance's rows and vectors are the
+            // `rows` and `vectors` asserted above, and the panels and the tile have the
+            // lengths the kernel reads and writes, B 64-byte aligned (`assert_micro`).
+            unsafe {
+                match (rows, vectors) {
+                    (6, 2) => kernel::<6, 2>(kb, a, b, c, ldc, acc),
+                    (6, _) => kernel::<6, 1>(kb, a, b, c, ldc, acc),
+                    (4, 2) => kernel::<4, 2>(kb, a, b, c, ldc, acc),
+                    (4, _) => kernel::<4, 1>(kb, a, b, c, ldc, acc),
+                    (_, 2) => kernel::<2, 2>(kb, a, b, c, ldc, acc),
+                    (_, _) => kernel::<2, 1>(kb, a, b, c, ldc, acc),
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("AVX2 is x86-64 only; `assert_micro` checked availability")
+    }
+
+    fn edge_rows(rows: usize) -> usize {
+        rows.next_multiple_of(2)
+    }
+
+    fn pack_a_panel(_a: &[f32], _lda: usize, _kb: usize, _out: &mut [f32]) -> bool {
+        // The portable packing loop of the caller: six rows do not fit the 8 × 8
+        // transpose of the AVX-512 kernel's routine.
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m256, _MM_HINT_T0, _mm_prefetch, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
+    _mm256_load_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+};
+
+/// Columns of a whole tile.
+#[cfg(target_arch = "x86_64")]
+const NR: usize = 16;
+
+/// Floats per AVX vector.
+#[cfg(target_arch = "x86_64")]
+const W: usize = 8;
+
+/// Steps before the end of the loop at which the tile of C is prefetched.
+#[cfg(target_arch = "x86_64")]
+const C_AHEAD: usize = 32;
+
+/// Steps ahead at which packed B is prefetched into L1 (1 KiB ahead of the loads).
+#[cfg(target_arch = "x86_64")]
+const B_AHEAD: usize = 16;
+
+/// `C[0..R, 0..V·8] (+)= A-panel · B-panel` over `kb` steps.
+///
+/// # Safety
+/// - The CPU has AVX2 and FMA; `R ≤ 6` and `V` is 1 or 2.
+/// - `a` points to `6·kb` readable floats (`a[p·6 + r]`), and `b` to `16·kb` readable
+///   floats (`b[p·16 + j]`) whose start is 32-byte aligned.
+/// - `c` points to a tile of `R` rows of `V·8` floats each, row `r` starting at
+///   `c + r·ldc`, all readable and writable and not aliased elsewhere during the call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel<const R: usize, const V: usize>(
+    kb: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let fetch_c_at = kb.saturating_sub(C_AHEAD);
+    let mut acc: [[__m256; V]; R] = [[_mm256_setzero_ps(); V]; R];
+    for p in 0..kb {
+        if p == fetch_c_at {
+            for r in 0..R {
+                let row = c.wrapping_add(r * ldc);
+                // The first and last float of the row's V·8: every line it touches. A
+                // prefetch is a hint that never faults.
+                _mm_prefetch::<_MM_HINT_T0>(row.cast());
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(V * W - 1).cast());
+            }
+        }
+        // Packed B, B_AHEAD steps ahead: one line per step (64 bytes = NR floats).
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + B_AHEAD) * NR).cast());
+        // SAFETY: p < kb, r < R ≤ 6 and V·8 ≤ 16, so b[p·16 .. p·16 + V·8] and
+        // a[p·6 + r] are within the panels (contract); b's rows are 64 bytes from a
+        // 32-byte aligned start, so the loads of B are aligned.
+        unsafe {
+            let bp = b.add(p * NR);
+            let bv: [__m256; V] = std::array::from_fn(|v| _mm256_load_ps(bp.add(v * W)));
+            let ap = a.add(p * MR_AVX2);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*ap.add(r));
+                for (sum, &bj) in row.iter_mut().zip(&bv) {
+                    *sum = _mm256_fmadd_ps(av, bj, *sum);
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (v, &sum) in row.iter().enumerate() {
+            // SAFETY: row r of the tile is c[r·ldc .. r·ldc + V·8], readable and
+            // writable (contract), and v < V.
+            unsafe {
+                let cp = c.add(r * ldc + v * W);
+                let out = if accumulate {
+                    _mm256_add_ps(sum, _mm256_loadu_ps(cp))
+                } else {
+                    sum
+                };
+                _mm256_storeu_ps(cp, out);
+            }
+        }
+    }
+}

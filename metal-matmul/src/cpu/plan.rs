@@ -1,0 +1,462 @@
+//! Which kernel a product runs and how it is split between threads: one pure function,
+//! [`plan`], from the shape, the threads granted and the CPU's features to a [`Plan`].
+//! `cpu::exec` carries a plan out; the kernels are in `cpu::kernels`.
+//!
+//! Every threshold here was set by side-by-side measurement; docs/PERFORMANCE.md, "How
+//! the CPU backend gets there", has the figures and the machines behind each one.
+
+use super::features::CpuFeatures;
+use super::kernels::blocked::{MR_AVX2, MR_AVX512};
+use super::kernels::{Isa, Kernel, few_rows, gemv, narrow};
+use crate::Shape;
+
+/// What to run for one product: a one-thread kernel and the split that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The kernel every block of the split runs.
+    pub kernel: Kernel,
+    /// How the product is cut between threads.
+    pub split: Split,
+}
+
+/// How a product is cut into one-thread kernel calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// The whole product on the calling thread.
+    One,
+    /// Independent blocks of `rows` rows of C (the last may be shorter), claimed by
+    /// `threads` threads; the calling thread works too when `caller_joins`.
+    Rows {
+        /// Threads that claim blocks.
+        threads: usize,
+        /// Rows of C per block.
+        rows: usize,
+        /// Whether the calling thread starts on the blocks at once.
+        caller_joins: bool,
+    },
+    /// A one-row C in blocks of `cols` columns, claimed by `threads` threads.
+    Columns {
+        /// Threads that claim blocks.
+        threads: usize,
+        /// Columns of C per block.
+        cols: usize,
+    },
+    /// The inner dimension in ranges of `depth` steps (the last may be shorter), each
+    /// a product into a scratch C of its own, summed into C at the end.
+    Inner {
+        /// Threads that claim ranges.
+        threads: usize,
+        /// Steps of the inner dimension per range.
+        depth: usize,
+    },
+    /// faer's own parallel split, on `threads` threads.
+    Faer {
+        /// Threads faer runs on.
+        threads: usize,
+    },
+}
+
+/// A GEMM gets one thread per this many floating-point operations, up to the workers.
+const MIN_FLOPS_PER_THREAD: f64 = 4.0e6;
+
+/// A vector shape (memory-bound) gets one thread per this many elements of its matrix.
+const MIN_ELEMENTS_PER_THREAD: f64 = 65_536.0;
+
+/// Below this many floating-point operations the calling thread works on a row split.
+const CALLER_JOINS_MAX_FLOPS: f64 = 1.0e8;
+
+/// The longest inner dimension a short-k row split takes (512³ on two threads is
+/// faster through faer's own split).
+const SPLIT_MAX_K: usize = 511;
+
+/// The fewest rows of C per thread a short-k row split takes.
+const SPLIT_MIN_ROWS: usize = 60;
+
+/// The most row blocks per thread of a row split.
+const SPLIT_BLOCKS_PER_THREAD: usize = 4;
+
+/// The fewest rows of a block of a short-k row split (when the product has them).
+const SPLIT_MIN_BLOCK_ROWS: usize = 256;
+
+/// The fewest rows of C per thread a long-k row split gives faer.
+const SPLIT_TALL_MIN_ROWS: usize = 1024;
+
+/// The fewest rows of C per thread a long-k row split gives the blocked kernel.
+const SPLIT_BLOCKED_MIN_ROWS: usize = 64;
+
+/// The fewest rows of C the narrow kernel takes.
+const NARROW_MIN_ROWS: usize = 512;
+
+/// Matrix × vector row blocks per thread.
+const MV_TASKS_PER_THREAD: usize = 64;
+
+/// The fewest elements of A in a matrix × vector row block.
+const MV_MIN_TASK_ELEMENTS: usize = 16_384;
+
+/// Vector × matrix blocks per thread.
+const VM_TASKS_PER_THREAD: usize = 4;
+
+/// Few-rows ranges of the inner dimension per thread.
+const FEW_ROWS_TASKS_PER_THREAD: usize = 4;
+
+/// The fewest steps of the inner dimension in a few-rows range.
+const FEW_ROWS_MIN_DEPTH: usize = 256;
+
+/// Rows of B per pass of the few-rows kernel; its ranges are whole passes.
+const FEW_ROWS_PASS: usize = 8;
+
+/// The threads a product of `shape` is worth, at most `workers`: GEMMs counted in
+/// floating-point operations, the vector shapes (memory-bound) in elements streamed.
+pub(crate) fn threads_for(shape: Shape, workers: usize) -> usize {
+    let by_work = if is_vector_shape(shape) {
+        shape.flops() / 2.0 / MIN_ELEMENTS_PER_THREAD
+    } else {
+        shape.flops() / MIN_FLOPS_PER_THREAD
+    };
+    // Saturating float-to-int cast; at least 1.
+    (by_work.floor().max(1.0) as usize).min(workers.max(1))
+}
+
+/// The plan for a non-degenerate product of `shape` on `threads` threads (granted,
+/// at least 1) of a CPU with `features`. Pure: the same arguments give the same plan.
+pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan {
+    let threads = threads.max(1);
+    let (m, k, n) = (shape.m, shape.k, shape.n);
+    if n == 1 {
+        return Plan {
+            kernel: Kernel::MatVec,
+            split: if threads > 1 && m >= 2 * gemv::ROWS {
+                let rows = m
+                    .div_ceil(threads * MV_TASKS_PER_THREAD)
+                    .max(MV_MIN_TASK_ELEMENTS.div_ceil(k.max(1)))
+                    .next_multiple_of(gemv::ROWS);
+                rows_split(threads, rows, true)
+            } else {
+                Split::One
+            },
+        };
+    }
+    if m == 1 {
+        let split = if threads == 1 {
+            Split::One
+        } else if k >= threads * VM_TASKS_PER_THREAD * 4 * gemv::ROWS {
+            let depth = k
+                .div_ceil(threads * VM_TASKS_PER_THREAD)
+                .next_multiple_of(gemv::ROWS);
+            Split::Inner { threads, depth }
+        } else {
+            let cols = n.div_ceil(threads).next_multiple_of(16);
+            Split::Columns { threads, cols }
+        };
+        return Plan {
+            kernel: Kernel::VecMat,
+            split,
+        };
+    }
+    if let Some(isa) = few_rows_isa(shape, threads, features) {
+        let tasks = if threads > 1 {
+            (threads * FEW_ROWS_TASKS_PER_THREAD)
+                .min(k / FEW_ROWS_MIN_DEPTH)
+                .max(1)
+        } else {
+            1
+        };
+        let depth = k.div_ceil(tasks).next_multiple_of(FEW_ROWS_PASS);
+        return Plan {
+            kernel: Kernel::FewRows(isa),
+            split: Split::Inner { threads, depth },
+        };
+    }
+    if threads == 1 {
+        return Plan {
+            kernel: one_thread_kernel(shape, features),
+            split: Split::One,
+        };
+    }
+    let blocks_per_thread =
+        if let Some(per_thread) = narrow_blocks_per_thread(shape, threads, features) {
+            Some(per_thread)
+        } else if k <= SPLIT_MAX_K && m >= threads * SPLIT_MIN_ROWS {
+            Some((m / (threads * SPLIT_MIN_BLOCK_ROWS)).clamp(1, SPLIT_BLOCKS_PER_THREAD))
+        } else if split_tall(shape, threads, features) {
+            Some(1)
+        } else {
+            None
+        };
+    match blocks_per_thread {
+        Some(per_thread) => row_blocks(shape, threads, per_thread, features),
+        None => Plan {
+            kernel: Kernel::Faer,
+            split: Split::Faer { threads },
+        },
+    }
+}
+
+/// A row split of `shape` into `per_thread` blocks per thread, each through the kernel a
+/// typical block gets. The kernel is chosen once, for a typical block, so the last
+/// (shorter) block does not go elsewhere; blocks for the blocked kernel are whole
+/// micro-panels of rows, as even as they can be (1000 rows: 504 and 496).
+fn row_blocks(shape: Shape, threads: usize, per_thread: usize, features: &CpuFeatures) -> Plan {
+    let blocks = threads * per_thread;
+    let part = Shape::new(shape.m.div_ceil(blocks), shape.k, shape.n);
+    let kernel = one_thread_kernel(part, features);
+    let unit = match kernel {
+        Kernel::Blocked(Isa::Avx512) => MR_AVX512,
+        Kernel::Blocked(Isa::Avx2) => MR_AVX2,
+        _ => 16,
+    };
+    let rows = shape.m.div_ceil(unit).div_ceil(blocks) * unit;
+    Plan {
+        kernel,
+        split: rows_split(threads, rows, shape.flops() < CALLER_JOINS_MAX_FLOPS),
+    }
+}
+
+fn rows_split(threads: usize, rows: usize, caller_joins: bool) -> Split {
+    Split::Rows {
+        threads,
+        rows,
+        caller_joins,
+    }
+}
+
+/// The kernel for a one-thread product of `shape`: narrow, blocked, or faer.
+fn one_thread_kernel(shape: Shape, features: &CpuFeatures) -> Kernel {
+    if use_narrow(shape, features) {
+        Kernel::Narrow
+    } else if let Some(isa) = blocked_isa(shape, features) {
+        Kernel::Blocked(isa)
+    } else {
+        Kernel::Faer
+    }
+}
+
+/// The ISA of the blocked kernel for a one-thread product of `shape`, where it is
+/// ahead of faer: AVX-512 from k ≥ 256, n ≥ 640 and m ≥ 16; AVX2 from k ≥ 512, n ≥ 512
+/// and m ≥ 64.
+fn blocked_isa(shape: Shape, features: &CpuFeatures) -> Option<Isa> {
+    let (m, k, n) = (shape.m, shape.k, shape.n);
+    match Isa::best(features)? {
+        Isa::Avx512 => (m >= 16 && k >= 256 && n >= 640).then_some(Isa::Avx512),
+        Isa::Avx2 => (m >= 64 && k >= 512 && n >= 512).then_some(Isa::Avx2),
+    }
+}
+
+/// Whether a one-thread product takes the narrow kernel (AVX-512 only): C of at most
+/// 64 columns, at least [`NARROW_MIN_ROWS`] rows, k ≥ 256.
+fn use_narrow(shape: Shape, features: &CpuFeatures) -> bool {
+    Kernel::Narrow.available(features)
+        && shape.n <= narrow::MAX_N
+        && shape.m >= NARROW_MIN_ROWS
+        && shape.k >= 256
+}
+
+/// Row blocks per thread for a narrow product on several threads: as many as
+/// [`SPLIT_BLOCKS_PER_THREAD`] while each keeps [`NARROW_MIN_ROWS`] rows (so it still
+/// goes to the narrow kernel), or `None` when the product is not narrow or cannot give
+/// every thread that many rows.
+fn narrow_blocks_per_thread(shape: Shape, threads: usize, features: &CpuFeatures) -> Option<usize> {
+    let per_thread = (shape.m / (threads * NARROW_MIN_ROWS)).min(SPLIT_BLOCKS_PER_THREAD);
+    (per_thread >= 1 && use_narrow(shape, features)).then_some(per_thread)
+}
+
+/// Whether a multi-threaded product with a long inner dimension (k > [`SPLIT_MAX_K`])
+/// runs as one row block per thread instead of faer's own split: when every thread
+/// gets [`SPLIT_TALL_MIN_ROWS`] rows, or [`SPLIT_BLOCKED_MIN_ROWS`] that go to the
+/// blocked kernel. Never for a narrow C (at most [`narrow::MAX_N`] columns) without the
+/// narrow kernel: faer's own split is ahead there.
+fn split_tall(shape: Shape, threads: usize, features: &CpuFeatures) -> bool {
+    let rows = shape.m / threads;
+    let block = Shape::new(rows, shape.k, shape.n);
+    shape.k > SPLIT_MAX_K
+        && shape.n > narrow::MAX_N
+        && (rows >= SPLIT_TALL_MIN_ROWS
+            || (rows >= SPLIT_BLOCKED_MIN_ROWS && blocked_isa(block, features).is_some()))
+}
+
+/// The ISA of the few-rows kernel for `shape` on `threads` threads, where it is ahead:
+/// 2 to 15 rows of C with B of at least 2^19 elements, 16 to 24 rows with 2^21; on
+/// several threads, 2^22.
+fn few_rows_isa(shape: Shape, threads: usize, features: &CpuFeatures) -> Option<Isa> {
+    let b_elements = shape.k * shape.n;
+    let min_b = if threads > 1 {
+        1 << 22
+    } else if shape.m <= 15 {
+        1 << 19
+    } else {
+        1 << 21
+    };
+    let isa = Isa::best(features)?;
+    ((2..=few_rows::MAX_M).contains(&shape.m) && b_elements >= min_b).then_some(isa)
+}
+
+/// True for matrix × vector (`n == 1`) and vector × matrix (`m == 1`).
+pub(crate) fn is_vector_shape(shape: Shape) -> bool {
+    shape.m == 1 || shape.n == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AVX512: CpuFeatures = CpuFeatures::AVX512;
+    const AVX2: CpuFeatures = CpuFeatures::AVX2;
+    const NEON: CpuFeatures = CpuFeatures::NEON;
+
+    fn one(kernel: Kernel) -> Plan {
+        Plan {
+            kernel,
+            split: Split::One,
+        }
+    }
+
+    fn rows(kernel: Kernel, threads: usize, rows: usize, caller_joins: bool) -> Plan {
+        Plan {
+            kernel,
+            split: Split::Rows {
+                threads,
+                rows,
+                caller_joins,
+            },
+        }
+    }
+
+    #[test]
+    fn a_table_of_shapes_gets_its_plans() {
+        use Isa::{Avx2 as A2, Avx512 as A5};
+        use Kernel::{Blocked, Faer, FewRows, MatVec, Narrow, VecMat};
+        let s = Shape::new;
+        let inner = |kernel, threads, depth| Plan {
+            kernel,
+            split: Split::Inner { threads, depth },
+        };
+        let faer_split = |threads| Plan {
+            kernel: Faer,
+            split: Split::Faer { threads },
+        };
+        let table: &[(Shape, usize, CpuFeatures, Plan)] = &[
+            // Small squares: faer on one thread everywhere.
+            (s(64, 64, 64), 1, AVX512, one(Faer)),
+            (s(256, 256, 256), 1, AVX2, one(Faer)),
+            (s(256, 256, 256), 1, NEON, one(Faer)),
+            // Large products: the blocked kernel in the widest ISA, faer on aarch64.
+            (s(1000, 1000, 1000), 1, AVX512, one(Blocked(A5))),
+            (s(1024, 1024, 1024), 1, AVX2, one(Blocked(A2))),
+            (s(4096, 4096, 4096), 1, NEON, one(Faer)),
+            // Two threads, long k: one row block per thread through the blocked kernel
+            // (in whole micro-panels: 1000 rows as 504 + 496 on AVX-512, 504 + 496 on
+            // AVX2), faer's own split where there is none.
+            (
+                s(1000, 1000, 1000),
+                2,
+                AVX512,
+                rows(Blocked(A5), 2, 504, false),
+            ),
+            (
+                s(1000, 1000, 1000),
+                2,
+                AVX2,
+                rows(Blocked(A2), 2, 504, false),
+            ),
+            (s(1000, 1000, 1000), 2, NEON, faer_split(2)),
+            (s(4096, 4096, 4096), 2, NEON, rows(Faer, 2, 2048, false)),
+            // Two threads, short k: row blocks of at least 256 rows, at most 4 per
+            // thread, through faer; the caller joins short products.
+            (s(256, 256, 256), 2, AVX2, rows(Faer, 2, 128, true)),
+            (s(127, 257, 513), 2, AVX512, rows(Faer, 2, 64, true)),
+            (s(4096, 64, 4096), 2, AVX2, rows(Faer, 2, 512, false)),
+            // Narrow: AVX-512's kernel, 4 blocks per thread of at least 512 rows.
+            (s(4096, 4096, 64), 1, AVX512, one(Narrow)),
+            (s(4096, 4096, 64), 2, AVX512, rows(Narrow, 2, 512, false)),
+            (s(4096, 4096, 64), 1, AVX2, one(Faer)),
+            // Few rows: B streamed, the inner dimension in ranges of whole passes.
+            (s(8, 4096, 4096), 1, AVX2, inner(FewRows(A2), 1, 4096)),
+            (s(8, 4096, 4096), 2, AVX512, inner(FewRows(A5), 2, 512)),
+            (s(8, 256, 1000), 1, AVX512, one(Faer)),
+            (s(8, 4096, 4096), 1, NEON, one(Faer)),
+            // Vector shapes.
+            (s(4096, 4096, 1), 1, AVX2, one(MatVec)),
+            (s(4096, 4096, 1), 2, NEON, rows(MatVec, 2, 32, true)),
+            (s(1, 4096, 4096), 2, AVX2, inner(VecMat, 2, 512)),
+            (
+                s(1, 20, 4096),
+                2,
+                AVX2,
+                Plan {
+                    kernel: VecMat,
+                    split: Split::Columns {
+                        threads: 2,
+                        cols: 2048,
+                    },
+                },
+            ),
+        ];
+        for &(shape, threads, features, want) in table {
+            assert_eq!(
+                plan(shape, threads, &features),
+                want,
+                "{shape} on {threads} threads, {features:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_plan_uses_an_available_kernel_and_covers_the_product() {
+        let shapes = [
+            (2, 3, 2),
+            (9, 700, 749),
+            (16, 300, 2000),
+            (24, 4096, 4096),
+            (100, 1000, 1000),
+            (515, 300, 2),
+            (1001, 100, 300),
+            (2100, 520, 40),
+            (8192, 8192, 8192),
+            (1, 8192, 3),
+            (8192, 3, 1),
+        ];
+        for features in [AVX512, AVX2, NEON, CpuFeatures::default()] {
+            for threads in [1, 2, 3, 8] {
+                for (m, k, n) in shapes {
+                    let shape = Shape::new(m, k, n);
+                    let p = plan(shape, threads, &features);
+                    assert!(p.kernel.available(&features), "{shape}: {p:?}");
+                    match p.split {
+                        Split::One => {}
+                        Split::Rows {
+                            threads: t, rows, ..
+                        } => {
+                            assert!(
+                                t == threads && rows > 0 && rows < m.max(2) * 2,
+                                "{shape}: {p:?}"
+                            );
+                        }
+                        Split::Columns { cols, .. } => {
+                            assert!(m == 1 && cols > 0, "{shape}: {p:?}")
+                        }
+                        Split::Inner { depth, .. } => assert!(depth > 0, "{shape}: {p:?}"),
+                        Split::Faer { threads: t } => assert_eq!(t, threads, "{shape}"),
+                    }
+                    if threads == 1 {
+                        assert!(
+                            matches!(p.split, Split::One | Split::Inner { threads: 1, .. }),
+                            "{shape}: {p:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn thread_count_follows_the_work() {
+        assert_eq!(threads_for(Shape::square(64), 8), 1);
+        assert_eq!(threads_for(Shape::square(128), 8), 1);
+        assert_eq!(threads_for(Shape::square(4096), 8), 8);
+        // Vector shapes count the matrix streamed, not the flops.
+        assert_eq!(threads_for(Shape::new(1, 128, 256), 8), 1);
+        assert_eq!(threads_for(Shape::new(1, 4096, 4096), 8), 8);
+        assert_eq!(threads_for(Shape::new(4096, 4096, 1), 8), 8);
+        assert_eq!(threads_for(Shape::square(4096), 1), 1);
+    }
+}
