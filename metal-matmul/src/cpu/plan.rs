@@ -263,7 +263,7 @@ fn narrow_blocks_per_thread(shape: Shape, threads: usize, features: &CpuFeatures
 /// Whether a multi-threaded product with a long inner dimension (k > [`SPLIT_MAX_K`])
 /// runs as one row block per thread instead of faer's own split: when every thread
 /// gets [`SPLIT_TALL_MIN_ROWS`] rows, or [`SPLIT_BLOCKED_MIN_ROWS`] that go to the
-/// blocked kernel. Never for a narrow C (at most [`narrow::MAX_N`] columns) without the
+/// AVX-512 blocked kernel (with AVX2, faer's split was ahead below 1024 rows a thread). Never for a narrow C (at most [`narrow::MAX_N`] columns) without the
 /// narrow kernel: faer's own split is ahead there.
 fn split_tall(shape: Shape, threads: usize, features: &CpuFeatures) -> bool {
     let rows = shape.m / threads;
@@ -271,7 +271,8 @@ fn split_tall(shape: Shape, threads: usize, features: &CpuFeatures) -> bool {
     shape.k > SPLIT_MAX_K
         && shape.n > narrow::MAX_N
         && (rows >= SPLIT_TALL_MIN_ROWS
-            || (rows >= SPLIT_BLOCKED_MIN_ROWS && blocked_isa(block, features).is_some()))
+            || (rows >= SPLIT_BLOCKED_MIN_ROWS
+                && blocked_isa(block, features) == Some(Isa::Avx512)))
 }
 
 /// The ISA of the few-rows kernel for `shape` on `threads` threads, where it is ahead:
@@ -344,19 +345,21 @@ mod tests {
             (s(1024, 1024, 1024), 1, AVX2, one(Blocked(A2))),
             (s(4096, 4096, 4096), 1, NEON, one(Faer)),
             // Two threads, long k: one row block per thread through the blocked kernel
-            // (in whole micro-panels: 1000 rows as 504 + 496 on AVX-512, 504 + 496 on
-            // AVX2), faer's own split where there is none.
+            // (in whole micro-panels: 1000 rows as 504 + 496), with AVX2 from 1024 rows a
+            // thread; faer's own split elsewhere.
             (
                 s(1000, 1000, 1000),
                 2,
                 AVX512,
                 rows(Blocked(A5), 2, 504, false),
             ),
+            (s(1000, 1000, 1000), 2, AVX2, faer_split(2)),
+            (s(512, 512, 512), 2, AVX2, faer_split(2)),
             (
-                s(1000, 1000, 1000),
+                s(4096, 4096, 4096),
                 2,
                 AVX2,
-                rows(Blocked(A2), 2, 504, false),
+                rows(Blocked(A2), 2, 2052, false),
             ),
             (s(1000, 1000, 1000), 2, NEON, faer_split(2)),
             (s(4096, 4096, 4096), 2, NEON, rows(Faer, 2, 2048, false)),

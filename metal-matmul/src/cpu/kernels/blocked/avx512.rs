@@ -100,10 +100,8 @@ use std::arch::x86_64::{
 };
 
 #[cfg(target_arch = "x86_64")]
-/// Steps before the end of the loop at which the tile of C is prefetched. With C_AHEAD
-/// and B_AHEAD, 4096³ on one thread went from 0.90 to 0.94–0.95 of OpenBLAS (Intel
-/// Xeon, median of 7–9 paired rounds, two runs; 2048³ unchanged, at 1.02), where C's
-/// rows are 16 KiB apart and C does not stay in the caches between passes.
+/// Steps before the end of the loop at which the tile of C is prefetched
+/// (docs/PERFORMANCE.md, "The blocked kernel").
 const C_AHEAD: usize = 48;
 
 #[cfg(target_arch = "x86_64")]
@@ -190,14 +188,6 @@ unsafe fn kernel<const R: usize, const V: usize>(
 /// Packs one whole micro-panel of A: `out[p·MR + r] = a[r·lda + p]` for `r < MR` (8) and
 /// `p < kb`, eight columns at a time as 8 × 8 transposes in 256-bit registers (the
 /// classic unpack, shuffle, lane-swap sequence), the last `kb % 8` columns one by one.
-/// The scalar version it replaced, a strided store per float, took about 1 ns per
-/// float: 6% of a 1024³ product on one thread (packing B 3.5% more). This one takes
-/// 0.6 ns with A in L3 and 0.3–0.4 ns in L2 (2 Intel Xeon vCPUs, where reading A from
-/// L3 and writing the panels is then the limit: prefetching A's rows 128 floats ahead
-/// changed nothing). With the fixed-length copy in `pack_b`, the kernel alone went
-/// 1.02–1.03 times as fast at 512×1024×1024, 1000³ and 1024³, 1.01 at 64×1000×1000
-/// and 0.99 at 4096³ (median of 41 calls alternating with the previous version, 9 at
-/// 4096³; the results identical to the bit).
 ///
 /// # Safety
 /// - The CPU has AVX-512F (which implies the AVX used here).
