@@ -12,7 +12,7 @@ impl Micro for Avx2 {
     const NR: usize = 16;
     const W: usize = 8;
     const KC: usize = 256;
-    const KC_TALL: usize = 512;
+    const KC_TALL: usize = 256;
     const TALL_ROWS: usize = 512;
     const NC: usize = 512;
     const MC: Option<usize> = Some(120);
@@ -87,13 +87,16 @@ const NR: usize = 16;
 #[cfg(target_arch = "x86_64")]
 const W: usize = 8;
 
-/// Steps before the end of the loop at which the tile of C is prefetched.
+/// Steps before the end of the loop at which the tile of C is prefetched: 192 of a
+/// 256-step block, early enough for a line from memory (docs/PERFORMANCE.md, "The
+/// blocked kernel").
 #[cfg(target_arch = "x86_64")]
-const C_AHEAD: usize = 32;
+const C_AHEAD: usize = 192;
 
-/// Steps ahead at which packed B is prefetched into L1 (1 KiB ahead of the loads).
+/// Steps ahead at which packed A is prefetched into L1. In BLIS's order (`Micro::MC`)
+/// the B micro-panel stays in L1 and A's micro-panels stream from L2.
 #[cfg(target_arch = "x86_64")]
-const B_AHEAD: usize = 16;
+const A_AHEAD: usize = 24;
 
 /// `C[0..R, 0..V·8] (+)= A-panel · B-panel` over `kb` steps.
 ///
@@ -125,8 +128,8 @@ unsafe fn kernel<const R: usize, const V: usize>(
                 _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(V * W - 1).cast());
             }
         }
-        // Packed B, B_AHEAD steps ahead: one line per step (64 bytes = NR floats).
-        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + B_AHEAD) * NR).cast());
+        // Packed A, A_AHEAD steps ahead (24 bytes a step: a new line every 2–3 steps).
+        _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add((p + A_AHEAD) * MR_AVX2).cast());
         // SAFETY: p < kb, r < R ≤ 6 and V·8 ≤ 16, so b[p·16 .. p·16 + V·8] and
         // a[p·6 + r] are within the panels (contract); b's rows are 64 bytes from a
         // 32-byte aligned start, so the loads of B are aligned.
