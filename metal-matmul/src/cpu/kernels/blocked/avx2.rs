@@ -1,9 +1,10 @@
 //! The 6 × 16 micro-kernel in AVX2+FMA intrinsics: 12 accumulator registers (6 rows of
 //! two 8-float vectors), two loads of packed B and six broadcasts of packed A per step
 //! of the inner dimension, 12 fused multiply-adds; with 2 or 4 rows or 8 columns for
-//! the edges of C. 12 accumulators, 2 of B and 1 broadcast fill 15 of the 16 registers,
-//! and 12 independent multiply-adds cover the FMA latency of two pipes (4 cycles on
-//! Zen 3 and Skylake).
+//! the edges of C; and the packing of A's 6-row micro-panels by 8 × 8 transposes.
+//! 12 accumulators, 2 of B and 1 broadcast fill 15 of the 16 registers, and 12
+//! independent multiply-adds cover the FMA latency of two pipes (4 cycles on Zen 3 and
+//! Skylake).
 
 use super::{Avx2, MR_AVX2, Micro, assert_micro};
 
@@ -66,17 +67,29 @@ impl Micro for Avx2 {
         rows.next_multiple_of(2)
     }
 
-    fn pack_a_panel(_a: &[f32], _lda: usize, _kb: usize, _out: &mut [f32]) -> bool {
-        // The portable packing loop of the caller: six rows do not fit the 8 × 8
-        // transpose of the AVX-512 kernel's routine.
-        false
+    fn pack_a_panel(a: &[f32], lda: usize, kb: usize, out: &mut [f32]) -> bool {
+        if !Self::available() {
+            return false;
+        }
+        assert!(
+            out.len() == MR_AVX2 * kb && a.len() >= (MR_AVX2 - 1) * lda + kb,
+            "A micro-panel lengths"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX2 (checked above); `a` holds 6 rows of kb floats at
+        // stride lda and `out` 6·kb floats, borrowed mutably (asserted above).
+        unsafe {
+            pack_a_panel(a.as_ptr(), lda, kb, out.as_mut_ptr())
+        };
+        cfg!(target_arch = "x86_64")
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
     __m256, _MM_HINT_T0, _mm_prefetch, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
-    _mm256_load_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    _mm256_load_ps, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_setzero_ps, _mm256_shuffle_ps,
+    _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
 /// Columns of a whole tile.
@@ -158,6 +171,73 @@ unsafe fn kernel<const R: usize, const V: usize>(
                 };
                 _mm256_storeu_ps(cp, out);
             }
+        }
+    }
+}
+
+/// Packs one whole micro-panel of A: `out[p·6 + r] = a[r·lda + p]` for `r < 6` and
+/// `p < kb`, eight columns at a time as 8 × 8 transposes (two zero rows) whose
+/// 8-float columns are stored 6 floats apart, each store's last two floats overwritten
+/// by the next; the last eight columns and the rest one by one, so no store passes
+/// the panel's end.
+///
+/// # Safety
+/// - The CPU has AVX2.
+/// - `a` points to 6 rows of `kb` readable floats, row `r` starting at `a + r·lda`;
+///   `out` points to `6·kb` writable floats not aliased elsewhere during the call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_a_panel(a: *const f32, lda: usize, kb: usize, out: *mut f32) {
+    let mut p = 0;
+    // The store of column p + 7 writes out[(p + 7)·6 .. (p + 7)·6 + 8], within the
+    // panel while p + 8 < kb (then (p + 7)·6 + 8 ≤ (p + 8)·6 + 2 ≤ kb·6).
+    while p + 8 < kb {
+        let zero = _mm256_setzero_ps();
+        let r: [__m256; 8] = std::array::from_fn(|i| {
+            if i < MR_AVX2 {
+                // SAFETY: p + 8 ≤ kb and i < 6, so row i's eight floats at p are
+                // readable (contract).
+                unsafe { _mm256_loadu_ps(a.add(i * lda + p)) }
+            } else {
+                zero
+            }
+        });
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let columns = [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ];
+        for (j, column) in columns.into_iter().enumerate() {
+            // SAFETY: (p + j)·6 + 8 ≤ (p + 7)·6 + 8 ≤ kb·6 while p + 8 < kb (above).
+            unsafe { _mm256_storeu_ps(out.add((p + j) * MR_AVX2), column) };
+        }
+        p += 8;
+    }
+    for p in p..kb {
+        for r in 0..MR_AVX2 {
+            // SAFETY: p < kb and r < 6: within the rows and `out` (contract).
+            unsafe { *out.add(p * MR_AVX2 + r) = *a.add(r * lda + p) };
         }
     }
 }
