@@ -13,7 +13,7 @@ impl Micro for Avx2 {
     const NR: usize = 16;
     const W: usize = 8;
     const KC: usize = 256;
-    const KC_TALL: usize = 256;
+    const KC_TALL: usize = 512;
     const TALL_ROWS: usize = 512;
     const NC: usize = 512;
     const MC: Option<usize> = Some(120);
