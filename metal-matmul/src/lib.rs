@@ -3,7 +3,8 @@
 //!
 //! `C = A·B` for row-major matrices, A m×k, B k×n, through one [`Backend`] trait:
 //!
-//! - [`CpuBackend`]: every platform; multithreaded GEMM (faer) on a pool of its own.
+//! - [`CpuBackend`]: every platform; multithreaded GEMM on a pool of its own, through
+//!   faer and our own SIMD kernels (AVX-512F, AVX2+FMA) chosen by the CPU's features.
 //! - [`MetalBackend`]: macOS builds with a Metal device, through the Objective-C bridge
 //!   in `metal-matmul-sys` (simple, tiled, simdgroup and MPS methods). On other targets it is a
 //!   stub whose constructor answers [`Error::Unavailable`].
@@ -21,8 +22,9 @@
 //! ```
 //!
 //! # Safety
-//! All `unsafe` is confined to the Metal backend's calls into the bridge and to reading
-//! CPU facts on macOS; each block states why it is sound. Every argument is validated in
+//! `unsafe` is confined to the Metal backend's calls into the bridge, reading CPU facts
+//! on macOS, and the CPU kernels' SIMD intrinsics (each behind a run-time feature check
+//! and slice-length assertions); each block states why it is sound. Every argument is validated in
 //! Rust before the bridge sees it.
 
 mod backend;
