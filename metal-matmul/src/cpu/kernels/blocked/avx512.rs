@@ -92,9 +92,10 @@ const NR: usize = 48;
 const W: usize = 16;
 
 #[cfg(target_arch = "x86_64")]
+use super::transpose::transpose8;
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
-    __m256, __m512, _MM_HINT_T0, _mm_prefetch, _mm256_loadu_ps, _mm256_permute2f128_ps,
-    _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm512_add_ps,
+    __m256, __m512, _MM_HINT_T0, _mm_prefetch, _mm256_loadu_ps, _mm256_storeu_ps, _mm512_add_ps,
     _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
     _mm512_storeu_ps,
 };
@@ -201,35 +202,7 @@ unsafe fn pack_a_panel(a: *const f32, lda: usize, kb: usize, out: *mut f32) {
         // SAFETY: p + 8 ≤ kb, so each row's eight floats at p are readable (contract).
         let r: [__m256; MR] =
             std::array::from_fn(|i| unsafe { _mm256_loadu_ps(a.add(i * lda + p)) });
-        // Pairs of rows interleaved, per 128-bit lane: [r0₀ r1₀ r0₁ r1₁ | r0₄ r1₄ r0₅ r1₅] …
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        // Four rows per column, per lane: s0 = [r0₀ r1₀ r2₀ r3₀ | r0₄ r1₄ r2₄ r3₄] …
-        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        // Whole columns: the low lanes give columns p..p + 4, the high ones p + 4..p + 8.
-        let columns = [
-            _mm256_permute2f128_ps::<0x20>(s0, s4),
-            _mm256_permute2f128_ps::<0x20>(s1, s5),
-            _mm256_permute2f128_ps::<0x20>(s2, s6),
-            _mm256_permute2f128_ps::<0x20>(s3, s7),
-            _mm256_permute2f128_ps::<0x31>(s0, s4),
-            _mm256_permute2f128_ps::<0x31>(s1, s5),
-            _mm256_permute2f128_ps::<0x31>(s2, s6),
-            _mm256_permute2f128_ps::<0x31>(s3, s7),
-        ];
+        let columns = transpose8(r);
         for (j, column) in columns.into_iter().enumerate() {
             // SAFETY: (p + j)·MR + MR ≤ kb·MR, within `out` (contract).
             unsafe { _mm256_storeu_ps(out.add((p + j) * MR), column) };

@@ -21,6 +21,8 @@
 
 mod avx2;
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod transpose;
 
 use super::Dims;
 
