@@ -60,7 +60,10 @@ impl Micro for Avx2 {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("AVX2 is x86-64 only; `assert_micro` checked availability")
+        {
+            let _ = acc;
+            unreachable!("AVX2 is x86-64 only; `assert_micro` checked availability")
+        }
     }
 
     fn edge_rows(rows: usize) -> usize {
