@@ -1,132 +1,16 @@
 //! `fxn-cli serve`, run as a built binary and driven over loopback: by a real HTTP
 //! client (ureq) and, where a misbehaving client is the point, by raw TCP.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
-
-/// A server on a free port, stopped (SIGTERM, then kill) when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fxn-cli"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--threads", "1"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("fxn-cli serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout is piped"))
-            .read_line(&mut line)
-            .expect("the server prints its address");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
-            .to_owned();
-        Self { child, base }
-    }
-
-    fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
-    }
-
-    fn post(&self, body: &str) -> (u16, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut response = agent
-            .post(format!("{}/challenge", self.base))
-            .header("Content-Type", "application/json")
-            .send(body)
-            .expect("the server answers");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().expect("a text body");
-        (status, text)
-    }
-
-    fn ok(&self, body: &str) -> Value {
-        let (status, text) = self.post(body);
-        assert_eq!(status, 200, "{text}");
-        serde_json::from_str(&text).expect("the answer is JSON")
-    }
-
-    fn healthy(&self) {
-        let mut response = ureq::get(format!("{}/health", self.base))
-            .call()
-            .expect("health answers");
-        assert_eq!(response.status().as_u16(), 200);
-        assert_eq!(response.body_mut().read_to_string().unwrap(), "OK");
-    }
-
-    /// Sends SIGTERM and waits; true when the server exited successfully.
-    #[cfg(unix)]
-    fn terminate(mut self) -> bool {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()));
-        let status = self.child.wait().expect("the server ends");
-        std::mem::forget(self);
-        status.success()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn envelope(payload: &str) -> String {
-    format!(r#"{{"type":"MATRIX_MULTIPLICATION","payload":{payload}}}"#)
-}
-
-/// Opens a raw connection and sends a request head plus `partial` body bytes.
-fn raw_partial(server: &Server, content_length: u64, partial: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(server.addr()).expect("connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /challenge HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n",
-        server.addr()
-    )
-    .unwrap();
-    stream.write_all(partial).unwrap();
-    stream.flush().unwrap();
-    stream
-}
-
-/// Whether the server has already sent something on `stream` (without consuming it).
-fn answered_already(stream: &TcpStream) -> bool {
-    stream.set_nonblocking(true).unwrap();
-    let answered = matches!(stream.peek(&mut [0u8; 1]), Ok(n) if n > 0);
-    stream.set_nonblocking(false).unwrap();
-    answered
-}
+mod serve_support;
+use serve_support::{Server, envelope, read_response};
 
 /// Reads a raw response's status line and the rest of what the server sent.
 fn raw_response(stream: &mut TcpStream) -> (u16, String) {
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in `{text}`"));
-    (status, text)
+    read_response(stream).expect("the server answers before closing")
 }
 
 #[test]
@@ -268,7 +152,7 @@ fn every_invalid_request_gets_its_status_and_message_and_the_server_goes_on() {
 fn bodies_over_the_limit_are_refused() {
     let server = Server::start(&["--max-body-bytes", "1000"]);
     // Declared too large: refused from the head alone, long before 1 GB arrives.
-    let mut stream = raw_partial(&server, 1 << 30, b"{\"type\":");
+    let mut stream = server.partial_post(1 << 30, b"{\"type\":");
     let (status, text) = raw_response(&mut stream);
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("over the limit of 1000 bytes"), "{text}");
@@ -297,40 +181,39 @@ fn bodies_over_the_limit_are_refused() {
 #[test]
 fn a_full_server_answers_503_and_recovers() {
     let server = Server::start(&["--max-concurrent", "1"]);
-    // A slow client holds the only slot: its body never finishes arriving.
-    let mut holder = raw_partial(&server, 100, b"{\"type\":");
-    // Wait until the server has taken the slot for it (it answers 503 to others).
+    // A large `size` challenge holds the only slot while it runs; if it ends before a
+    // probe finds the server full (a fast machine), a larger one is tried.
     let mut busy = None;
-    for _ in 0..200 {
-        let (status, text) = server.post(&envelope(r#"{"size":2}"#));
-        if status == 503 {
-            busy = Some(text);
+    for size in [384, 768, 1536, 3072] {
+        let big = envelope(&format!(r#"{{"size":{size},"seed":1,"backend":"cpu"}}"#));
+        let (found, big_status) = std::thread::scope(|s| {
+            let holder = s.spawn(|| server.post(&big).0);
+            let mut found = None;
+            while !holder.is_finished() && found.is_none() {
+                let (status, text) = server.post(&envelope(r#"{"size":2}"#));
+                match status {
+                    503 => found = Some(text),
+                    200 => std::thread::sleep(Duration::from_millis(10)),
+                    other => panic!("status {other}: {text}"),
+                }
+            }
+            (found, holder.join().expect("the large request ends"))
+        });
+        // The large one was answered too, whatever the probes saw.
+        assert_eq!(big_status, 200, "size {size}");
+        if found.is_some() {
+            busy = found;
             break;
         }
-        assert_eq!(status, 200, "{text}");
-        // On a loaded machine the server may have seen the holder's head while one of
-        // these requests held the slot, and refused the holder instead: then it has
-        // an answer waiting, and a new holder takes its place.
-        if answered_already(&holder) {
-            holder = raw_partial(&server, 100, b"{\"type\":");
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
     let text = busy.expect("a request finds the server full");
-    assert!(text.contains("busy"), "{text}");
+    assert!(
+        text.contains("busy: 1 challenges are being processed"),
+        "{text}"
+    );
+    // The slot came back with the large request's answer.
+    server.ok(&envelope(r#"{"size":2}"#));
     server.healthy();
-    // The slow client leaves; its slot comes back.
-    drop(holder);
-    let mut answered = false;
-    for _ in 0..200 {
-        let (status, _) = server.post(&envelope(r#"{"size":2}"#));
-        if status == 200 {
-            answered = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(answered, "the slot was never released");
 }
 
 #[test]
@@ -365,11 +248,25 @@ fn concurrent_requests_beyond_the_bound_all_end_with_200_or_503() {
 
 #[test]
 fn a_request_over_the_timeout_gets_503() {
-    let server = Server::start(&["--timeout-secs", "1"]);
-    let mut stream = raw_partial(&server, 100, b"{\"type\":");
-    let (status, text) = raw_response(&mut stream);
-    assert_eq!(status, 503, "{text}");
-    assert!(text.contains("timed out"), "{text}");
+    let server = Server::start(&["--timeout-secs", "1", "--max-concurrent", "4"]);
+    // Larger and larger products until one takes longer than a second (the first
+    // does on any machine running this debug build; the loop is for faster ones).
+    let mut timed_out = None;
+    for size in [1024, 2048, 4096, 8192] {
+        let (status, text) = server.post(&envelope(&format!(
+            r#"{{"size":{size},"seed":1,"backend":"cpu"}}"#
+        )));
+        match status {
+            503 => {
+                timed_out = Some(text);
+                break;
+            }
+            200 => {}
+            other => panic!("status {other}: {text}"),
+        }
+    }
+    let text = timed_out.expect("a product took over a second");
+    assert!(text.contains("timed out after 1s"), "{text}");
     server.healthy();
 }
 
@@ -395,7 +292,14 @@ fn other_methods_and_paths() {
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_the_server_cleanly() {
-    let server = Server::start(&[]);
+    let mut server = Server::start(&[]);
     server.ok(&envelope(r#"{"size":2}"#));
-    assert!(server.terminate(), "the server did not exit successfully");
+    server.signal_term();
+    let status = server
+        .wait_exit(Duration::from_secs(60))
+        .expect("the server exits");
+    assert!(
+        status.success(),
+        "the server did not exit successfully: {status:?}"
+    );
 }

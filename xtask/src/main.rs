@@ -9,12 +9,14 @@
 //! | `bench-cpu` | the criterion benchmarks of the CPU backend |
 //! | `bindgen [--check]` | regenerate the committed FFI bindings, or fail when stale |
 //! | `shader-check` | the kernels on the CPU emulation under ThreadSanitizer and AddressSanitizer |
+//! | `fuzz [--seconds N]` | the libFuzzer target over the challenge parser and validation (`fuzz/`) |
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bindings;
+mod fuzz;
 mod shader_check;
 
 const USAGE: &str = "usage: cargo xtask <task>
@@ -27,7 +29,10 @@ tasks:
   bench-cpu        criterion benchmarks of the CPU backend
   bindgen [--check]  regenerate metal-matmul-sys/src/bindings.rs, or check it is current
   shader-check     run the kernels in shaders/ on the CPU under ThreadSanitizer and
-                   AddressSanitizer+UBSan, with the sanitizers' self-tests (docs/SHADERS.md)";
+                   AddressSanitizer+UBSan, with the sanitizers' self-tests (docs/SHADERS.md)
+  fuzz [--seconds N] [--skip-if-unavailable]
+                   fuzz the challenge parser and validation with cargo-fuzz for N
+                   seconds (default 60); a crash fails it (fuzz/, docs/CHALLENGE.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         "bench-cpu" => bench("cpu", rest),
         "bindgen" => bindings::run(&workspace_root(), rest),
         "shader-check" => shader_check::run(&workspace_root(), rest),
+        "fuzz" => fuzz::run(&workspace_root(), rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
