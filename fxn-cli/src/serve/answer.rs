@@ -1,5 +1,5 @@
 //! `POST /challenge`: refuse an oversized declared body, read the body (see
-//! [`body`](super::body)), then take a processing slot and parse, multiply and answer
+//! [`body`](super::body::read)), then take a processing slot and parse, multiply and answer
 //! on the blocking pool under `--timeout-secs`.
 
 use std::sync::Arc;
