@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use metal_matmul::numeric::first_non_finite;
-use metal_matmul::{
-    Backend, BackendChoice, MatmulOptions, MetalStatus, SelectOptions, Shape, select_with,
-};
+use metal_matmul::{Backend, BackendChoice, MatmulOptions, SelectOptions, Shape, select_with};
 
 use crate::random::{fresh_seed, random_matrix, seeded_rng};
 use crate::selfcheck::{FreivaldsReport, freivalds};
@@ -26,7 +24,7 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// CPU worker threads; `None` for the CPU backend's default.
     pub threads: Option<usize>,
-    /// Open the Metal backend when there is a device (default true). Off, every
+    /// Open a GPU backend (Metal, else CUDA) when there is a device (default true). Off, every
     /// challenge runs on the CPU.
     pub use_gpu: bool,
     /// Check every product with Freivalds' test before answering (default off; a
@@ -62,15 +60,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the CPU backend and, when `config.use_gpu` and a Metal device answers,
-    /// the Metal backend (through [`select_with`]). A missing GPU is not an error: its
+    /// Opens the CPU backend and, when `config.use_gpu`, a GPU backend: Metal when a
+    /// device answers, else CUDA (through [`select_with`] with `gpu`). A missing GPU is not an error: its
     /// reason is kept ([`gpu_unavailable_reason`](Self::gpu_unavailable_reason)) and
     /// GPU requests run on the CPU.
     pub fn new(config: EngineConfig) -> Result<Self, ChallengeError> {
         let options = SelectOptions {
             threads: config.threads,
             max_dim: Some(config.limits.max_dim),
-            policy: None,
+            ..SelectOptions::default()
         };
         let cpu = select_with(BackendChoice::Cpu, &options)
             .map_err(|e| ChallengeError::Internal(format!("cannot open the CPU backend: {e}")))?
@@ -78,17 +76,10 @@ impl Engine {
         let (gpu, gpu_unavailable) = if !config.use_gpu {
             (None, Some("the GPU is turned off".to_owned()))
         } else {
-            let status = MetalStatus::probe();
-            if status.available() {
-                match select_with(BackendChoice::Metal, &options) {
-                    Ok(selected) => (Some(selected.backend), None),
-                    Err(e) => (None, Some(e.to_string())),
-                }
-            } else {
-                let reason = status
-                    .reason
-                    .unwrap_or_else(|| "no Metal device".to_owned());
-                (None, Some(reason))
+            // Metal, then CUDA: the Go node's order.
+            match select_with(BackendChoice::Gpu, &options) {
+                Ok(selected) => (Some(selected.backend), None),
+                Err(e) => (None, Some(e.to_string())),
             }
         };
         if let Some(reason) = &gpu_unavailable {
@@ -207,6 +198,7 @@ impl Engine {
             c,
             backend: backend.kind(),
             device: backend.device_info(),
+            cuda: backend.as_cuda().map(|cuda| cuda.facts().clone()),
             computation_time: elapsed,
             self_check,
             seed,

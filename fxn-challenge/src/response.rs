@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use metal_matmul::{BackendKind, DeviceInfo, Shape};
+use metal_matmul::{BackendKind, CudaFacts, DeviceInfo, Shape};
 use serde::Serialize;
 use serde::ser::Serializer;
 
@@ -26,6 +26,8 @@ pub struct Outcome {
     pub backend: BackendKind,
     /// Its device.
     pub device: DeviceInfo,
+    /// The CUDA device's facts, when the CUDA backend computed C.
+    pub cuda: Option<CudaFacts>,
     /// Wall time of the multiplication alone (no parsing, no generation, no device
     /// start-up).
     pub computation_time: Duration,
@@ -91,18 +93,32 @@ impl Outcome {
             col,
             value: self.value(row, col),
         };
-        let is_metal = self.backend == BackendKind::Metal;
         let capability = if self.device.unified_memory {
             format!("{} (Unified Memory)", self.device.compute_capability)
         } else {
             self.device.compute_capability.clone()
         };
-        let device_info = if is_metal {
+        let memory_gb = self.device.memory_total as f64 / f64::from(1u32 << 30);
+        let device_info = if self.backend == BackendKind::Metal {
             WireDeviceInfo {
                 name: &self.device.name,
                 compute_capability: &capability,
-                memory_gb: self.device.memory_total as f64 / f64::from(1u32 << 30),
+                memory_gb,
                 cuda_cores: 0,
+                cuda_version: None,
+                driver_version: None,
+            }
+        } else if let (BackendKind::Cuda, Some(facts)) = (self.backend, &self.cuda) {
+            // As the Go node's CUDA backend: "9.0", GiB of device memory, and the FP32
+            // cores (multiprocessors × cores per multiprocessor; 0 when the
+            // capability is not in the table rather than a guess).
+            WireDeviceInfo {
+                name: &facts.name,
+                compute_capability: &capability,
+                memory_gb: facts.memory_total as f64 / f64::from(1u32 << 30),
+                cuda_cores: facts.cuda_cores().unwrap_or(0),
+                cuda_version: Some(facts.cuda_version_string()),
+                driver_version: Some(facts.driver_version_string()),
             }
         } else {
             // Upstream's CPU answer, word for word; the CPU's real name is in
@@ -112,6 +128,8 @@ impl Outcome {
                 compute_capability: "N/A",
                 memory_gb: 0.0,
                 cuda_cores: 0,
+                cuda_version: None,
+                driver_version: None,
             }
         };
         let wire = Wire {
@@ -177,6 +195,12 @@ struct WireDeviceInfo<'a> {
     #[serde(rename = "memoryGB")]
     memory_gb: f64,
     cuda_cores: u32,
+    /// CUDA only: the toolkit (NVRTC) version, e.g. "13.0".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cuda_version: Option<String>,
+    /// CUDA only: the CUDA version the driver supports, e.g. "13.0".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    driver_version: Option<String>,
 }
 
 #[derive(Serialize)]

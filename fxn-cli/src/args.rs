@@ -9,8 +9,8 @@ use crate::error::{CliError, CliResult};
 /// Which backend to open and how.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackendArgs {
-    /// Backend: auto (Metal when a device answers, else the CPU), cpu or metal.
-    /// FXN_BACKEND overrides auto.
+    /// Backend: auto (Metal, else CUDA, else the CPU), cpu, metal, cuda or gpu (Metal,
+    /// else CUDA). FXN_BACKEND overrides auto.
     #[arg(long, short, default_value = "auto", value_parser = parse_choice)]
     pub backend: BackendChoice,
     /// CPU worker threads (default: FXN_THREADS, else every core).

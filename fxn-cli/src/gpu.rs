@@ -1,8 +1,9 @@
-//! `fxn-cli gpu info`: Metal's status, the selected backend's device and the CPU.
+//! `fxn-cli gpu info`: Metal's and CUDA's status, the selected backend's device and the
+//! CPU.
 
 use std::fmt::Write as _;
 
-use metal_matmul::{CpuInfo, DeviceInfo, MetalStatus};
+use metal_matmul::{CpuInfo, CudaStatus, DeviceInfo, MetalStatus};
 use serde::Serialize;
 
 use crate::args::BackendArgs;
@@ -12,7 +13,8 @@ use crate::output::{JSON_FORMAT_VERSION, print_json, print_text};
 /// `fxn-cli gpu ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum GpuCommand {
-    /// Whether Metal is built in and answers, the selected backend's device, the CPU.
+    /// Whether Metal and CUDA are built in and answer, the selected backend's device,
+    /// the CPU.
     Info(InfoArgs),
 }
 
@@ -35,9 +37,12 @@ pub struct GpuInfoReport {
     pub version: &'static str,
     /// Whether the Metal bridge is compiled in, whether a device answered, and why not.
     pub metal: MetalStatus,
-    /// The backend that `--backend` opened: `cpu` or `metal`.
+    /// Whether the CUDA backend is built in, its libraries load and a device answered,
+    /// why not, and the device's facts.
+    pub cuda: CudaStatus,
+    /// The backend that `--backend` opened: `cpu`, `metal` or `cuda`.
     pub selected_backend: &'static str,
-    /// Why `auto` did not open Metal, when it did not.
+    /// Why `auto` skipped a GPU, when it did.
     pub fallback_reason: Option<String>,
     /// The selected backend's device.
     pub device: DeviceInfo,
@@ -58,6 +63,7 @@ fn info(args: &InfoArgs) -> CliResult {
         format_version: JSON_FORMAT_VERSION,
         version: env!("CARGO_PKG_VERSION"),
         metal: MetalStatus::probe(),
+        cuda: CudaStatus::probe(),
         selected_backend: selected.backend.kind().name(),
         fallback_reason: selected.fallback_reason,
         device: selected.backend.device_info(),
@@ -87,9 +93,44 @@ fn render(r: &GpuInfoReport) -> String {
     if let Some(reason) = &r.metal.reason {
         let _ = writeln!(s, "  why not:         {reason}");
     }
+    let c = &r.cuda;
+    let _ = writeln!(s, "CUDA");
+    let _ = writeln!(s, "  compiled in:     {}", yes_no(c.compiled));
+    let _ = writeln!(s, "  libraries:       {}", yes_no(c.libraries));
+    let _ = writeln!(s, "  device answered: {}", yes_no(c.device));
+    if let Some(reason) = &c.reason {
+        let _ = writeln!(s, "  why not:         {reason}");
+    }
+    if let Some(f) = &c.facts {
+        let _ = writeln!(s, "  device:          {}", f.name);
+        let _ = writeln!(
+            s,
+            "  capability:      {} (kernels built for {})",
+            f.capability_string(),
+            f.arch
+        );
+        let cores = f
+            .cuda_cores()
+            .map_or("unknown".to_owned(), |c| c.to_string());
+        let _ = writeln!(s, "  SMs:             {} ({cores} FP32 cores)", f.sm_count);
+        let _ = writeln!(s, "  memory:          {} total", gib(f.memory_total));
+        let _ = writeln!(s, "  L2:              {} MiB", f.l2_bytes >> 20);
+        let _ = writeln!(
+            s,
+            "  driver:          CUDA {} ({})",
+            f.driver_version_string(),
+            f.driver_version
+        );
+        let _ = writeln!(
+            s,
+            "  NVRTC / cuBLAS:  {} / {}",
+            f.cuda_version_string(),
+            f.cublas_version
+        );
+    }
     let _ = writeln!(s, "Selected backend:  {}", r.selected_backend);
     if let Some(reason) = &r.fallback_reason {
-        let _ = writeln!(s, "  (auto fell back to the CPU: {reason})");
+        let _ = writeln!(s, "  (skipped on the way: {reason})");
     }
     let d = &r.device;
     let _ = writeln!(s, "Device");

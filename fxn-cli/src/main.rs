@@ -80,20 +80,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--version`: the crate version and Metal's compile-time and run-time status.
+/// `--version`: the crate version and Metal's and CUDA's compile-time and run-time
+/// status.
 fn version_text() -> String {
-    let status = metal_matmul::MetalStatus::probe();
-    let compiled = if status.compiled {
-        "+metal(compile)"
-    } else {
-        "-metal(compile)"
-    };
-    let runtime = if status.device {
-        "+metal(runtime)"
-    } else {
-        "-metal(runtime)"
-    };
-    format!("{} {compiled} {runtime}", env!("CARGO_PKG_VERSION"))
+    let sign = |on: bool| if on { '+' } else { '-' };
+    let metal = metal_matmul::MetalStatus::probe();
+    let cuda = metal_matmul::CudaStatus::probe();
+    format!(
+        "{} {}metal(compile) {}metal(runtime) {}cuda(compile) {}cuda(runtime)",
+        env!("CARGO_PKG_VERSION"),
+        sign(metal.compiled),
+        sign(metal.device),
+        sign(cuda.compiled),
+        sign(cuda.available()),
+    )
 }
 
 fn init_logging(verbose: u8, quiet: &str) {

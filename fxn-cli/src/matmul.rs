@@ -29,7 +29,8 @@ pub struct Args {
     n: Option<usize>,
     #[command(flatten)]
     backend: BackendArgs,
-    /// The Metal method: auto, simple, tiled, mps, simdgroup.
+    /// The method: auto; Metal's simple, tiled, mps, simdgroup; CUDA's simple, tiled,
+    /// register-blocked, cublas, cublas-tf32.
     #[arg(long, default_value = "auto", value_parser = parse_method)]
     method: Method,
     /// Seed for the random matrices (default: random).

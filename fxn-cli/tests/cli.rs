@@ -44,9 +44,19 @@ fn gpu_info_json_is_one_versioned_document() {
     assert_eq!(doc["format_version"], 1);
     assert!(doc["cpu"]["cores"].as_u64().unwrap() >= 1);
     assert!(!doc["cpu"]["model"].as_str().unwrap().is_empty());
+    let cuda = metal_matmul::CudaStatus::probe().available();
+    assert_eq!(doc["cuda"]["device"], cuda);
+    if cuda {
+        assert!(doc["cuda"]["facts"]["sm_count"].as_u64().unwrap() > 0);
+    } else {
+        assert!(doc["cuda"]["reason"].as_str().unwrap().len() > 10);
+    }
     if metal_available() {
         assert_eq!(doc["selected_backend"], "metal");
         assert_eq!(doc["device"]["device_type"], "Apple Metal GPU");
+    } else if cuda {
+        assert_eq!(doc["selected_backend"], "cuda");
+        assert_eq!(doc["device"]["device_type"], "NVIDIA CUDA GPU");
     } else {
         // The Linux case the workspace issue names: not available, why, and the CPU.
         assert_eq!(doc["metal"]["device"], false);

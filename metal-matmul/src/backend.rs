@@ -15,14 +15,17 @@ pub enum BackendKind {
     Cpu,
     /// Apple Metal, on macOS builds with a device.
     Metal,
+    /// NVIDIA CUDA, on non-macOS builds where the driver, cuBLAS and NVRTC load.
+    Cuda,
 }
 
 impl BackendKind {
-    /// The lowercase name used on the command line and in JSON: `cpu`, `metal`.
+    /// The lowercase name used on the command line and in JSON: `cpu`, `metal`, `cuda`.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Cpu => "cpu",
             Self::Metal => "metal",
+            Self::Cuda => "cuda",
         }
     }
 }
@@ -78,6 +81,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// [`Method::Auto`].
     fn methods(&self) -> Vec<Method>;
 
+    /// The CUDA backend behind this trait object, when it is one: callers that want its
+    /// copy/kernel split ([`CudaBackend::matmul_detailed`](crate::CudaBackend::matmul_detailed))
+    /// or its device facts reach it here. `None` for every other backend.
+    fn as_cuda(&self) -> Option<&crate::CudaBackend> {
+        None
+    }
+
     /// `C = A·B` into `c`, with options; returns what ran and how long it took.
     ///
     /// `a` holds `m·k` elements, `b` `k·n` and `c` `m·n`, all row-major. `c` is
@@ -109,14 +119,19 @@ pub trait Backend: Send + Sync + fmt::Debug {
 /// Which backend [`select`](crate::select) should open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum BackendChoice {
-    /// Metal when a device answers, else the CPU (the reason is logged). The environment
-    /// variable `FXN_BACKEND` (`cpu`, `metal` or `auto`) overrides it.
+    /// Metal when a device answers, else CUDA, else the CPU (each reason is logged).
+    /// The environment variable `FXN_BACKEND` (`cpu`, `metal`, `cuda`, `gpu` or
+    /// `auto`) overrides it.
     #[default]
     Auto,
     /// The CPU.
     Cpu,
     /// Metal, or an error when it is unavailable (never a silent fallback).
     Metal,
+    /// CUDA, or an error when it is unavailable (never a silent fallback).
+    Cuda,
+    /// Any GPU: Metal, else CUDA; an error when neither is available.
+    Gpu,
 }
 
 impl FromStr for BackendChoice {
@@ -126,9 +141,11 @@ impl FromStr for BackendChoice {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(Self::Auto),
             "cpu" => Ok(Self::Cpu),
-            "metal" | "gpu" => Ok(Self::Metal),
+            "metal" => Ok(Self::Metal),
+            "cuda" => Ok(Self::Cuda),
+            "gpu" => Ok(Self::Gpu),
             other => Err(Error::invalid(format!(
-                "unknown backend `{other}` (expected auto, cpu or metal)"
+                "unknown backend `{other}` (expected auto, cpu, metal, cuda or gpu)"
             ))),
         }
     }
@@ -140,6 +157,8 @@ impl fmt::Display for BackendChoice {
             Self::Auto => "auto",
             Self::Cpu => "cpu",
             Self::Metal => "metal",
+            Self::Cuda => "cuda",
+            Self::Gpu => "gpu",
         })
     }
 }

@@ -34,6 +34,19 @@ pub enum Error {
         /// Its column.
         col: usize,
     },
+    /// A CUDA library returned an error, or a request does not fit the device (then
+    /// `name` is `CUDA_ERROR_OUT_OF_MEMORY`, found before anything was allocated).
+    #[error("CUDA {library} error {name} ({code}): {message}")]
+    Cuda {
+        /// The library that reported it.
+        library: CudaLibrary,
+        /// Its raw status code.
+        code: i32,
+        /// The code's name, e.g. `CUDA_ERROR_OUT_OF_MEMORY`, `CUBLAS_STATUS_NOT_SUPPORTED`.
+        name: String,
+        /// The library's description, with any detail (e.g. the NVRTC log).
+        message: String,
+    },
     /// The native Metal bridge reported an error.
     #[error("Metal error {code:?} ({}): {message}", code.raw())]
     Native {
@@ -42,6 +55,28 @@ pub enum Error {
         /// The bridge's message, with any detail it gave (e.g. the shader compiler's log).
         message: String,
     },
+}
+
+/// Which CUDA library reported an [`Error::Cuda`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CudaLibrary {
+    /// The driver API (`libcuda`): `CUresult` codes.
+    Driver,
+    /// cuBLAS: `cublasStatus_t` codes.
+    Cublas,
+    /// NVRTC, the run-time compiler: `nvrtcResult` codes.
+    Nvrtc,
+}
+
+impl std::fmt::Display for CudaLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Driver => "driver",
+            Self::Cublas => "cuBLAS",
+            Self::Nvrtc => "NVRTC",
+        })
+    }
 }
 
 /// The bridge's `METAL_ERROR_*` status codes. Unknown codes are kept, never guessed.

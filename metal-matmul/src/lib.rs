@@ -8,9 +8,14 @@
 //! - [`MetalBackend`]: macOS builds with a Metal device, through the Objective-C bridge
 //!   in `metal-matmul-sys` (simple, tiled, simdgroup and MPS methods). On other targets it is a
 //!   stub whose constructor answers [`Error::Unavailable`].
+//! - [`CudaBackend`]: non-macOS builds with an NVIDIA GPU, through `cudarc` with the
+//!   driver, cuBLAS and NVRTC loaded at run time (cuBLAS FP32 and TF32, and simple,
+//!   tiled and register-blocked kernels compiled by NVRTC). Nothing of CUDA is needed
+//!   to build; without the libraries or a device its constructor answers
+//!   [`Error::Unavailable`]. On macOS it is a stub.
 //!
-//! [`select`] opens one by [`BackendChoice`]: `auto` prefers Metal and falls back to
-//! the CPU with the reason logged; `FXN_BACKEND` overrides `auto`.
+//! [`select`] opens one by [`BackendChoice`]: `auto` tries Metal, then CUDA, then
+//! the CPU, logging why each GPU was skipped; `FXN_BACKEND` overrides `auto`.
 //!
 //! ```
 //! use metal_matmul::{select, Backend, BackendChoice, Shape};
@@ -22,13 +27,15 @@
 //! ```
 //!
 //! # Safety
-//! `unsafe` is confined to the Metal backend's calls into the bridge, reading CPU facts
-//! on macOS, and the CPU kernels' SIMD intrinsics (each behind a run-time feature check
-//! and slice-length assertions); each block states why it is sound. Every argument is validated in
-//! Rust before the bridge sees it.
+//! `unsafe` is confined to the Metal backend's calls into the bridge, the CUDA backend's
+//! calls into the CUDA libraries (copies, launches, cuBLAS, NVRTC), reading CPU facts on
+//! macOS, and the CPU kernels' SIMD intrinsics (each behind a run-time feature check and
+//! slice-length assertions); each block states why it is sound. Every argument is
+//! validated in Rust before the bridge or a CUDA library sees it.
 
 mod backend;
 mod cpu;
+mod cuda;
 mod device;
 mod error;
 mod metal;
@@ -39,8 +46,12 @@ mod shape;
 
 pub use backend::{Backend, BackendChoice, BackendKind, MatmulOptions, MatmulReport};
 pub use cpu::{CpuBackend, CpuInfo};
+pub use cuda::{
+    CUDA_DEVICE_TYPE, CUDA_MAX_DIM, CudaBackend, CudaFacts, CudaPolicy, CudaReport, CudaStaging,
+    CudaStatus, MAX_LANES, cores_per_sm,
+};
 pub use device::{DeviceInfo, GpuDetails};
-pub use error::{Error, NativeCode, Result};
+pub use error::{CudaLibrary, Error, NativeCode, Result};
 pub use metal::{MetalBackend, MetalReport, MetalStatus, PoolStats};
 pub use method::{Method, MethodPolicy};
 pub use select::{BACKEND_ENV, SelectOptions, Selected, effective_choice, select, select_with};

@@ -1,4 +1,5 @@
-//! The Metal methods (kernels) and the rule that picks one automatically.
+//! The GPU methods (kernels) of Metal and CUDA, and Metal's rule that picks one
+//! automatically (CUDA's is [`CudaPolicy`](crate::CudaPolicy)).
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,15 +23,27 @@ pub enum Method {
     Mps,
     /// `matmul_simdgroup`: register-blocked `simdgroup_float8x8` tiles (Apple7+ / Mac2).
     Simdgroup,
+    /// CUDA: cuBLAS SGEMM in pure FP32 (no tensor-core rounding).
+    Cublas,
+    /// CUDA: cuBLAS SGEMM on TF32 tensor cores: inputs rounded to a 10-bit mantissa
+    /// (relative error near 1e-3), several times faster. Opt-in only; `auto` never
+    /// picks it.
+    CublasTf32,
+    /// CUDA: our register-blocked kernel (128×128 tiles, 8×8 outputs per thread),
+    /// compiled with NVRTC.
+    RegisterBlocked,
 }
 
 impl Method {
     /// Every method that can be forced (all but [`Method::Auto`]).
-    pub const FORCEABLE: [Method; 4] = [
+    pub const FORCEABLE: [Method; 7] = [
         Method::Simple,
         Method::Tiled,
         Method::Mps,
         Method::Simdgroup,
+        Method::Cublas,
+        Method::CublasTf32,
+        Method::RegisterBlocked,
     ];
 
     /// The lowercase name used on the command line and in JSON.
@@ -41,6 +54,9 @@ impl Method {
             Self::Tiled => "tiled",
             Self::Mps => "mps",
             Self::Simdgroup => "simdgroup",
+            Self::Cublas => "cublas",
+            Self::CublasTf32 => "cublas-tf32",
+            Self::RegisterBlocked => "register-blocked",
         }
     }
 }
@@ -62,7 +78,7 @@ impl FromStr for Method {
             .find(|m| m.name() == lower)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown method `{s}` (expected auto, simple, tiled, mps or simdgroup)"
+                    "unknown method `{s}` (expected auto, simple, tiled, mps, simdgroup, cublas, cublas-tf32 or register-blocked)"
                 ))
             })
     }

@@ -1,7 +1,8 @@
-//! Opening a backend by choice: `auto`, `cpu` or `metal`.
+//! Opening a backend by choice: `auto`, `cpu`, `metal`, `cuda` or `gpu`.
 
 use crate::{
-    Backend, BackendChoice, CpuBackend, DEFAULT_MAX_DIM, Error, MetalBackend, MethodPolicy, Result,
+    Backend, BackendChoice, CpuBackend, CudaBackend, CudaPolicy, CudaStaging, DEFAULT_MAX_DIM,
+    Error, MetalBackend, MethodPolicy, Result,
 };
 
 /// The environment variable that overrides [`BackendChoice::Auto`].
@@ -12,7 +13,8 @@ pub const BACKEND_ENV: &str = "FXN_BACKEND";
 pub struct Selected {
     /// The backend.
     pub backend: Box<dyn Backend>,
-    /// Why `auto` did not give Metal, when it did not.
+    /// Why `auto` (or `gpu`) did not give the first GPU it tried, when it did not:
+    /// each skipped backend's reason, `; `-separated.
     pub fallback_reason: Option<String>,
 }
 
@@ -39,6 +41,10 @@ pub struct SelectOptions {
     pub max_dim: Option<usize>,
     /// The Metal backend's automatic method policy; `None` for the default.
     pub policy: Option<MethodPolicy>,
+    /// The CUDA backend's automatic method policy; `None` for the default.
+    pub cuda_policy: Option<CudaPolicy>,
+    /// The CUDA backend's staging rules; `None` for the default.
+    pub cuda_staging: Option<CudaStaging>,
 }
 
 /// Opens a backend with default options: see [`select_with`].
@@ -46,9 +52,9 @@ pub fn select(choice: BackendChoice) -> Result<Selected> {
     select_with(choice, &SelectOptions::default())
 }
 
-/// Opens a backend. `auto` opens Metal when a device answers and the CPU otherwise,
-/// logging the reason at `info`; `metal` with no device is [`Error::Unavailable`], never
-/// a silent fallback.
+/// Opens a backend. `auto` tries Metal, then CUDA, then the CPU, logging at `info` why
+/// each GPU was skipped; `gpu` tries Metal then CUDA and fails when neither opens;
+/// `metal` or `cuda` with no device is [`Error::Unavailable`], never a silent fallback.
 pub fn select_with(choice: BackendChoice, options: &SelectOptions) -> Result<Selected> {
     let max_dim = options.max_dim.unwrap_or(DEFAULT_MAX_DIM);
     let cpu = || -> Result<Box<dyn Backend>> {
@@ -64,25 +70,52 @@ pub fn select_with(choice: BackendChoice, options: &SelectOptions) -> Result<Sel
             .with_policy(options.policy.unwrap_or_default());
         Ok(Box::new(backend))
     };
+    let cuda = || -> Result<Box<dyn Backend>> {
+        let backend = CudaBackend::new()?
+            .with_max_dim(max_dim)
+            .with_policy(options.cuda_policy.unwrap_or_default())
+            .with_staging(options.cuda_staging.unwrap_or_default());
+        Ok(Box::new(backend))
+    };
+    let direct = |backend: Box<dyn Backend>| Selected {
+        backend,
+        fallback_reason: None,
+    };
+    // The GPUs in the order the Go node tries them.
+    let gpus = || -> std::result::Result<Selected, Vec<String>> {
+        let mut reasons = Vec::new();
+        for open in [&metal as &dyn Fn() -> Result<Box<dyn Backend>>, &cuda] {
+            match open() {
+                Ok(backend) => {
+                    return Ok(Selected {
+                        backend,
+                        fallback_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+                    });
+                }
+                Err(err) => {
+                    log::info!("backend selection: skipping a GPU because {err}");
+                    reasons.push(err.to_string());
+                }
+            }
+        }
+        Err(reasons)
+    };
     match effective_choice(choice)? {
-        BackendChoice::Cpu => Ok(Selected {
-            backend: cpu()?,
-            fallback_reason: None,
+        BackendChoice::Cpu => Ok(direct(cpu()?)),
+        BackendChoice::Metal => Ok(direct(metal()?)),
+        BackendChoice::Cuda => Ok(direct(cuda()?)),
+        BackendChoice::Gpu => gpus().map_err(|reasons| Error::Unavailable {
+            backend: crate::BackendKind::Cuda,
+            reason: format!("no GPU backend opened: {}", reasons.join("; ")),
         }),
-        BackendChoice::Metal => Ok(Selected {
-            backend: metal()?,
-            fallback_reason: None,
-        }),
-        BackendChoice::Auto => match metal() {
-            Ok(backend) => Ok(Selected {
-                backend,
-                fallback_reason: None,
-            }),
-            Err(err) => {
-                log::info!("auto backend: using the CPU because {err}");
+        BackendChoice::Auto => match gpus() {
+            Ok(selected) => Ok(selected),
+            Err(reasons) => {
+                let reason = reasons.join("; ");
+                log::info!("auto backend: using the CPU because {reason}");
                 Ok(Selected {
                     backend: cpu()?,
-                    fallback_reason: Some(err.to_string()),
+                    fallback_reason: Some(reason),
                 })
             }
         },

@@ -147,13 +147,14 @@ fn zero_threads_is_an_invalid_argument() {
 #[test]
 fn unknown_backend_and_method_names_are_invalid_arguments() {
     assert!(matches!(
-        "cuda".parse::<BackendChoice>(),
+        "vulkan".parse::<BackendChoice>(),
         Err(Error::InvalidArgument(_))
     ));
     assert_eq!(
-        "GPU".parse::<BackendChoice>().unwrap(),
-        BackendChoice::Metal
+        " CUDA ".parse::<BackendChoice>().unwrap(),
+        BackendChoice::Cuda
     );
+    assert_eq!("GPU".parse::<BackendChoice>().unwrap(), BackendChoice::Gpu);
     assert!(matches!(
         "fastest".parse::<Method>(),
         Err(Error::InvalidArgument(_))

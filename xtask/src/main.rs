@@ -7,6 +7,8 @@
 //! | `check-metal` | Metal availability, through `fxn-cli gpu info` |
 //! | `bench-metal` | the criterion benchmarks of the Metal backend |
 //! | `bench-cpu` | the criterion benchmarks of the CPU backend |
+//! | `test-cuda` | the CUDA tests with `FXN_REQUIRE_CUDA=1`: a skip is a failure |
+//! | `bench-cuda` | `fxn-cli bench` of every CUDA method, release build |
 //! | `bindgen [--check]` | regenerate the committed FFI bindings, or fail when stale |
 //! | `shader-check` | the kernels on the CPU emulation under ThreadSanitizer and AddressSanitizer |
 //! | `fuzz [--seconds N]` | the libFuzzer target over the challenge parser and validation (`fuzz/`) |
@@ -27,6 +29,10 @@ tasks:
   check-metal      report Metal availability (fxn-cli gpu info)
   bench-metal      criterion benchmarks of the Metal backend
   bench-cpu        criterion benchmarks of the CPU backend
+  test-cuda [--allow-skip]  run the CUDA tests; FXN_REQUIRE_CUDA=1 makes a missing
+                   device a failure (--allow-skip: a skip)
+  bench-cuda [ARGS]  fxn-cli bench --backend cuda --methods all (release), with ARGS
+                   passed on (default sizes 256,512,1024,2048,4096,8192)
   bindgen [--check]  regenerate metal-matmul-sys/src/bindings.rs, or check it is current
   shader-check     run the kernels in shaders/ on the CPU under ThreadSanitizer and
                    AddressSanitizer+UBSan, with the sanitizers' self-tests (docs/SHADERS.md)
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
         ),
         "bench-metal" => bench("metal", rest),
         "bench-cpu" => bench("cpu", rest),
+        "test-cuda" => test_cuda(rest),
+        "bench-cuda" => bench_cuda(rest),
         "bindgen" => bindings::run(&workspace_root(), rest),
         "shader-check" => shader_check::run(&workspace_root(), rest),
         "fuzz" => fuzz::run(&workspace_root(), rest),
@@ -85,6 +93,52 @@ fn test_metal(rest: &[String]) -> Result<(), String> {
         ],
         &[("FXN_REQUIRE_METAL", require)],
     )
+}
+
+/// The CUDA tests, release build (the large cases are slow unoptimised). A missing
+/// device fails them (`FXN_REQUIRE_CUDA=1`) unless `--allow-skip` is given.
+fn test_cuda(rest: &[String]) -> Result<(), String> {
+    let allow_skip = rest.iter().any(|a| a == "--allow-skip");
+    let require = if allow_skip { "0" } else { "1" };
+    cargo(
+        &[
+            "test",
+            "--release",
+            "-p",
+            "metal-matmul",
+            "--test",
+            "cuda",
+            "--",
+            "--nocapture",
+        ],
+        &[("FXN_REQUIRE_CUDA", require)],
+    )
+}
+
+/// `fxn-cli bench` on CUDA, every method; a missing device is an error (an explicit
+/// backend never falls back).
+fn bench_cuda(rest: &[String]) -> Result<(), String> {
+    let mut args = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "fxn-cli",
+        "--",
+        "bench",
+        "--backend",
+        "cuda",
+        "--methods",
+        "all",
+    ];
+    if !rest
+        .iter()
+        .any(|a| a.starts_with("--sizes") || a.starts_with("--shapes"))
+    {
+        args.extend(["--sizes", "256,512,1024,2048,4096,8192"]);
+    }
+    args.extend(rest.iter().map(String::as_str));
+    cargo(&args, &[])
 }
 
 fn bench(which: &str, rest: &[String]) -> Result<(), String> {

@@ -54,8 +54,11 @@ pub struct CaseResult {
     pub best_gflops: f64,
     /// GFLOPS of the median call.
     pub median_gflops: f64,
-    /// Median GPU execution time, milliseconds (Metal only).
+    /// Median GPU execution time, milliseconds (Metal's command buffer; CUDA's kernel
+    /// or cuBLAS call from events).
     pub gpu_median_ms: Option<f64>,
+    /// CUDA only: where the time went.
+    pub cuda: Option<CudaSplit>,
     /// What the result was checked against.
     pub checked_against: &'static str,
     /// The largest error found, relative to max|A|·max|B|·k.
@@ -70,14 +73,34 @@ pub struct CaseResult {
     /// Every timed call's wall time, seconds, sorted: what rounds pool.
     #[serde(skip)]
     walls: Vec<f64>,
-    /// Every GPU execution time, seconds, sorted (Metal only).
+    /// Every GPU execution time, seconds, sorted.
     #[serde(skip)]
     gpu: Vec<f64>,
+    /// Every CUDA call's (copy in, copy out) seconds.
+    #[serde(skip)]
+    copies: Vec<(f64, f64)>,
+}
+
+/// A CUDA case's split of one call (medians over its timed calls), from CUDA events.
+/// With several row blocks the copies overlap the kernels, so the parts add up to
+/// more than the wall time.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CudaSplit {
+    /// Host→device copies of A and B, milliseconds.
+    pub to_device_ms: f64,
+    /// Device→host copy of C, milliseconds.
+    pub to_host_ms: f64,
+    /// GFLOPS over the kernel (GPU) time alone.
+    pub kernel_gflops: f64,
+    /// Operands were staged through pinned buffers.
+    pub pinned: bool,
+    /// Row blocks the product was cut into.
+    pub blocks: u32,
 }
 
 impl CaseResult {
     /// The figures of `walls` and `gpu` for this case's shape.
-    fn set_timings(&mut self, mut walls: Vec<f64>, mut gpu: Vec<f64>) {
+    fn set_timings(&mut self, mut walls: Vec<f64>, mut gpu: Vec<f64>, copies: Vec<(f64, f64)>) {
         walls.sort_by(f64::total_cmp);
         gpu.sort_by(f64::total_cmp);
         let flops = self.shape.flops();
@@ -89,8 +112,20 @@ impl CaseResult {
         self.best_gflops = flops / best / 1e9;
         self.median_gflops = flops / median_s / 1e9;
         self.gpu_median_ms = (!gpu.is_empty()).then(|| median(&gpu) * 1e3);
+        if let Some(split) = self.cuda.as_mut().filter(|_| !copies.is_empty()) {
+            let mut ins: Vec<f64> = copies.iter().map(|c| c.0).collect();
+            let mut outs: Vec<f64> = copies.iter().map(|c| c.1).collect();
+            ins.sort_by(f64::total_cmp);
+            outs.sort_by(f64::total_cmp);
+            split.to_device_ms = median(&ins) * 1e3;
+            split.to_host_ms = median(&outs) * 1e3;
+            split.kernel_gflops = self
+                .gpu_median_ms
+                .map_or(f64::NAN, |ms| flops / (ms / 1e3) / 1e9);
+        }
         self.walls = walls;
         self.gpu = gpu;
+        self.copies = copies;
     }
 
     /// Pools a later round of the same case into this one: its calls join the best and
@@ -98,7 +133,8 @@ impl CaseResult {
     pub fn merge(&mut self, later: CaseResult) {
         let walls = [std::mem::take(&mut self.walls), later.walls].concat();
         let gpu = [std::mem::take(&mut self.gpu), later.gpu].concat();
-        self.set_timings(walls, gpu);
+        let copies = [std::mem::take(&mut self.copies), later.copies].concat();
+        self.set_timings(walls, gpu, copies);
         self.max_scaled_error = self.max_scaled_error.max(later.max_scaled_error);
         self.peak_extra_mib = match (self.peak_extra_mib, later.peak_extra_mib) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -176,10 +212,29 @@ pub fn run_case(
     let reps = reps_within(settings, per_call);
     let mut reports: Vec<MatmulReport> = Vec::with_capacity(reps);
     let mut walls = Vec::with_capacity(reps);
+    let mut copies = Vec::new();
+    let mut split = None;
     for _ in 0..reps {
         let t = Instant::now();
-        reports.push(backend.matmul_with(&a, &b, &mut c, shape, &options)?);
-        walls.push(t.elapsed().as_secs_f64());
+        match backend.as_cuda() {
+            Some(cuda) => {
+                let r = cuda.matmul_detailed(&a, &b, &mut c, shape, &options)?;
+                walls.push(t.elapsed().as_secs_f64());
+                copies.push((r.to_device.as_secs_f64(), r.to_host.as_secs_f64()));
+                split = Some(CudaSplit {
+                    to_device_ms: f64::NAN,
+                    to_host_ms: f64::NAN,
+                    kernel_gflops: f64::NAN,
+                    pinned: r.pinned,
+                    blocks: r.blocks,
+                });
+                reports.push(r.report);
+            }
+            None => {
+                reports.push(backend.matmul_with(&a, &b, &mut c, shape, &options)?);
+                walls.push(t.elapsed().as_secs_f64());
+            }
+        }
     }
     let gpu: Vec<f64> = reports
         .iter()
@@ -196,6 +251,7 @@ pub fn run_case(
         best_gflops: f64::NAN,
         median_gflops: f64::NAN,
         gpu_median_ms: None,
+        cuda: split,
         checked_against,
         max_scaled_error,
         peak_extra_mib,
@@ -203,8 +259,9 @@ pub fn run_case(
         concurrent: None,
         walls: Vec::new(),
         gpu: Vec::new(),
+        copies: Vec::new(),
     };
-    result.set_timings(walls, gpu);
+    result.set_timings(walls, gpu, copies);
 
     result.concurrent = match settings.callers.filter(|_| with_callers) {
         Some(callers) => Some(concurrent(

@@ -36,12 +36,13 @@ pub struct Args {
     /// Other shapes, m×k×n (C is m×n, A m×k, B k×n), e.g. 127x257x513,1x4096x4096.
     #[arg(long, value_delimiter = ',', value_parser = parse_shape)]
     shapes: Vec<Shape>,
-    /// Backends: cpu, metal, auto (Metal when a device answers, else the CPU) or all
-    /// (every backend available here), comma-separated.
+    /// Backends: cpu, metal, cuda, gpu (Metal, else CUDA), auto (Metal, else CUDA, else
+    /// the CPU) or all (every backend available here), comma-separated.
     #[arg(long, short, default_value = "auto", value_delimiter = ',')]
     backend: Vec<String>,
     /// Methods: auto, all (auto and every method the backend can force) or a list such
-    /// as simple,tiled,mps. A method a backend lacks is skipped for it.
+    /// as simple,tiled,mps or cublas,cublas-tf32,register-blocked. A method a backend
+    /// lacks is skipped for it.
     #[arg(long, default_value = "auto", value_delimiter = ',')]
     methods: Vec<String>,
     /// CPU worker threads, comma-separated to compare several (default: FXN_THREADS,
@@ -202,6 +203,7 @@ fn open_backends(args: &Args) -> CliResult<Vec<Opened>> {
             "all" => {
                 choices.push((BackendChoice::Cpu, false));
                 choices.push((BackendChoice::Metal, false));
+                choices.push((BackendChoice::Cuda, false));
             }
             other => {
                 let choice: BackendChoice = other.parse().map_err(|e: metal_matmul::Error| {
@@ -232,14 +234,17 @@ fn open_backends(args: &Args) -> CliResult<Vec<Opened>> {
                 Err(e) => return Err(e.into()),
             };
             if let Some(reason) = &selected.fallback_reason {
-                eprintln!("fxn-cli: auto chose the CPU: {reason}");
+                eprintln!(
+                    "fxn-cli: {choice} chose {}: {reason}",
+                    selected.backend.kind()
+                );
             }
             let backend = selected.backend;
             let kind = backend.kind();
             let threads = (kind == BackendKind::Cpu)
                 .then(|| backend.device_info().max_threads_per_group as usize);
-            // Metal has no thread count: open it once, whatever --threads lists.
-            if kind == BackendKind::Metal && opened.iter().any(|o| o.backend.kind() == kind) {
+            // A GPU has no thread count: open it once, whatever --threads lists.
+            if kind != BackendKind::Cpu && opened.iter().any(|o| o.backend.kind() == kind) {
                 break;
             }
             if opened

@@ -119,6 +119,7 @@ pub fn table(r: &BenchReport) -> String {
         }
     );
     let metal = r.backends.iter().any(|b| b.kind == BackendKind::Metal);
+    let cuda = r.backends.iter().any(|b| b.kind == BackendKind::Cuda);
     let callers = r.settings.callers;
     let mut head = vec![
         "shape",
@@ -128,8 +129,14 @@ pub fn table(r: &BenchReport) -> String {
         "median GFLOPS",
         "median ms",
     ];
+    if metal || cuda {
+        head.push("GPU ms");
+    }
     if metal {
-        head.extend(["GPU ms", "target"]);
+        head.push("target");
+    }
+    if cuda {
+        head.extend(["GPU GFLOPS", "in ms", "out ms", "staging"]);
     }
     head.extend(["peak extra MiB", "max error"]);
     let callers_head = callers.map(|n| format!("{n} callers GFLOPS (×one)"));
@@ -152,12 +159,33 @@ pub fn table(r: &BenchReport) -> String {
             format!("{:.1}", c.median_gflops),
             format!("{:.3}", c.median_ms),
         ];
-        if metal {
+        if metal || cuda {
             row.push(c.gpu_median_ms.map_or("-".into(), |g| format!("{g:.3}")));
+        }
+        if metal {
             row.push(match (b.kind, metal_target(c.shape)) {
                 (BackendKind::Metal, Some(t)) => format!("> {t:.0}"),
                 _ => "-".into(),
             });
+        }
+        if cuda {
+            match &c.cuda {
+                Some(k) => {
+                    row.push(format!("{:.1}", k.kernel_gflops));
+                    row.push(format!("{:.3}", k.to_device_ms));
+                    row.push(format!("{:.3}", k.to_host_ms));
+                    row.push(format!(
+                        "{}{}",
+                        if k.pinned { "pinned" } else { "pageable" },
+                        if k.blocks > 1 {
+                            format!(" ×{}", k.blocks)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                None => row.extend(["-".into(), "-".into(), "-".into(), "-".into()]),
+            }
         }
         row.push(c.peak_extra_mib.map_or("-".into(), |m| format!("{m:.1}")));
         row.push(format!("{:.1e}", c.max_scaled_error));
@@ -206,7 +234,7 @@ pub fn table(r: &BenchReport) -> String {
 /// The CSV form: a header and one line per case.
 pub fn csv(r: &BenchReport) -> String {
     let mut s = String::from(
-        "m,k,n,backend,threads,method,method_ran,reps,best_ms,median_ms,best_gflops,median_gflops,gpu_median_ms,target_gflops,peak_extra_mib,matrices_mib,max_scaled_error,callers,callers_gflops,one_caller_gflops\n",
+        "m,k,n,backend,threads,method,method_ran,reps,best_ms,median_ms,best_gflops,median_gflops,gpu_median_ms,target_gflops,peak_extra_mib,matrices_mib,max_scaled_error,callers,callers_gflops,one_caller_gflops,to_device_ms,to_host_ms,gpu_gflops,blocks\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.4}"));
     for c in &r.results {
@@ -216,7 +244,7 @@ pub fn csv(r: &BenchReport) -> String {
             .flatten();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.3},{:.3},{},{},{},{:.3},{:.3e},{},{},{}",
+            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.3},{:.3},{},{},{},{:.3},{:.3e},{},{},{},{},{},{},{}",
             c.shape.m,
             c.shape.k,
             c.shape.n,
@@ -239,6 +267,10 @@ pub fn csv(r: &BenchReport) -> String {
                 .map_or(String::new(), |k| k.callers.to_string()),
             opt(c.concurrent.as_ref().map(|k| k.gflops)),
             opt(c.concurrent.as_ref().map(|k| k.one_caller_gflops)),
+            opt(c.cuda.map(|k| k.to_device_ms)),
+            opt(c.cuda.map(|k| k.to_host_ms)),
+            opt(c.cuda.map(|k| k.kernel_gflops)),
+            c.cuda.map_or(String::new(), |k| k.blocks.to_string()),
         );
     }
     s

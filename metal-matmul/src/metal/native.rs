@@ -75,6 +75,9 @@ fn raw_method(method: Method) -> Result<i32> {
         Method::Auto => Err(Error::invalid(
             "the method must be resolved before the bridge is called",
         )),
+        Method::Cublas | Method::CublasTf32 | Method::RegisterBlocked => Err(Error::invalid(
+            format!("`{method}` is a CUDA method, not a Metal one"),
+        )),
     }
 }
 

@@ -44,6 +44,9 @@ fn why(method: Method) -> &'static str {
         Method::Simdgroup => {
             "it needs simdgroup matrix operations (GPU family Apple7+ or Mac2) and the matmul_simdgroup kernel"
         }
+        Method::Cublas | Method::CublasTf32 | Method::RegisterBlocked => {
+            "it is a CUDA method (use the cuda backend)"
+        }
         _ => "its kernel is not compiled",
     }
 }

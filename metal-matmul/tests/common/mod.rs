@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests: the Metal skip rule, seeded matrices and
-//! page-aligned buffers.
+//! Helpers shared by the integration tests: the Metal and CUDA skip rules, seeded
+//! matrices and page-aligned buffers.
 //!
 //! Every test that needs a Metal device calls [`metal_or_skip`]: without a device it
 //! prints why the test is skipped and returns `None`; with `FXN_REQUIRE_METAL=1` (what
@@ -10,7 +10,7 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 
-use metal_matmul::{MetalBackend, MetalStatus};
+use metal_matmul::{CudaBackend, CudaStatus, MetalBackend, MetalStatus};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -50,6 +50,36 @@ pub fn metal_or_skip(test: &str) -> Option<MetalBackend> {
     match MetalBackend::new() {
         Ok(backend) => Some(backend),
         Err(err) => panic!("{test}: a Metal device answered but the backend did not open: {err}"),
+    }
+}
+
+/// Set to `1` to make a missing CUDA device a test failure instead of a skip.
+pub const REQUIRE_CUDA_ENV: &str = "FXN_REQUIRE_CUDA";
+
+/// True when `FXN_REQUIRE_CUDA=1` (what `cargo xtask test-cuda` sets).
+pub fn cuda_required() -> bool {
+    std::env::var(REQUIRE_CUDA_ENV).is_ok_and(|v| v.trim() == "1")
+}
+
+/// A CUDA backend, or `None` after printing why `test` is skipped. Panics when CUDA is
+/// unavailable and `FXN_REQUIRE_CUDA=1`, and when a device answered but the backend
+/// did not open.
+pub fn cuda_or_skip(test: &str) -> Option<CudaBackend> {
+    let status = CudaStatus::probe();
+    if !status.available() {
+        let reason = status
+            .reason
+            .unwrap_or_else(|| "no reason given".to_owned());
+        assert!(
+            !cuda_required(),
+            "{test}: {REQUIRE_CUDA_ENV}=1 but CUDA is unavailable: {reason}"
+        );
+        eprintln!("skipped {test}: CUDA is unavailable: {reason}");
+        return None;
+    }
+    match CudaBackend::new() {
+        Ok(backend) => Some(backend),
+        Err(err) => panic!("{test}: a CUDA device answered but the backend did not open: {err}"),
     }
 }
 

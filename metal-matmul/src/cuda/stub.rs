@@ -1,0 +1,69 @@
+//! The CUDA backend on macOS: not built (macOS has no CUDA driver); no context can
+//! exist.
+
+use crate::{DeviceInfo, Method, Result, Shape};
+
+use super::policy::Plan;
+use super::{CudaFacts, CudaStatus, unavailable};
+
+/// Uninhabited: every method that needs a context is statically unreachable.
+#[derive(Debug)]
+pub(super) enum Context {}
+
+/// Where one call's time went (never produced on macOS).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Timing {
+    pub to_device: std::time::Duration,
+    pub kernel: std::time::Duration,
+    pub to_host: std::time::Duration,
+    pub pinned: bool,
+    pub blocks: u32,
+}
+
+fn reason() -> String {
+    "this build has no CUDA backend: it targets macOS, which has no CUDA driver".to_owned()
+}
+
+pub(super) fn probe() -> CudaStatus {
+    CudaStatus {
+        compiled: false,
+        libraries: false,
+        device: false,
+        reason: Some(reason()),
+        facts: None,
+    }
+}
+
+impl Context {
+    pub(super) fn open() -> Result<Self> {
+        Err(unavailable(reason()))
+    }
+
+    pub(super) fn facts(&self) -> &CudaFacts {
+        match *self {}
+    }
+
+    pub(super) fn device_info(&self) -> DeviceInfo {
+        match *self {}
+    }
+
+    pub(super) fn check_memory(&self, _bytes: u64) -> Result<()> {
+        match *self {}
+    }
+
+    pub(super) fn drain_pool(&self) -> u64 {
+        match *self {}
+    }
+
+    pub(super) fn matmul(
+        &self,
+        _a: &[f32],
+        _b: &[f32],
+        _c: &mut [f32],
+        _shape: Shape,
+        _method: Method,
+        _plan: Plan,
+    ) -> Result<Timing> {
+        match *self {}
+    }
+}
