@@ -29,7 +29,7 @@ pub struct EngineArgs {
     /// CPU worker threads (default: FXN_THREADS, else every core).
     #[arg(long, short = 't', value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Never use the GPU, even for `gpu`/`metal` requests.
+    /// Never use a GPU (Metal or CUDA), even for `gpu`, `metal` or `cuda` requests.
     #[arg(long)]
     pub no_gpu: bool,
     /// Check every product with Freivalds' test before answering; a GPU result that
@@ -48,7 +48,8 @@ impl EngineArgs {
         limits
     }
 
-    /// Opens the engine: the CPU backend and, unless `--no-gpu`, Metal when it answers.
+    /// Opens the engine: the CPU backend and, unless `--no-gpu`, Metal or else CUDA
+    /// when a device answers.
     pub fn open(&self) -> CliResult<Engine> {
         Engine::new(EngineConfig {
             limits: self.limits(),

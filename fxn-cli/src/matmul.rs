@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::numeric::verify_product;
 use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape};
 use serde::Serialize;
 
@@ -135,7 +135,7 @@ pub fn run(args: &Args) -> CliResult {
     let (checked_against, max_scaled_error) = if args.no_check {
         (None, None)
     } else {
-        let (against, err) = check(&a, &b, &c, shape)?;
+        let (against, err) = check(&a, &b, &c, shape, report.method.tolerance())?;
         (Some(against), Some(err))
     };
     let out = MatmulOutput {
@@ -158,10 +158,17 @@ pub fn run(args: &Args) -> CliResult {
     }
 }
 
-/// Checks `c` against the f64 reference, or against the CPU backend for large shapes.
-fn check(a: &[f32], b: &[f32], c: &[f32], shape: Shape) -> CliResult<(&'static str, f64)> {
+/// Checks `c` within `tolerance` (the method's) against the f64 reference, or against
+/// the CPU backend for large shapes.
+fn check(
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    shape: Shape,
+    tolerance: f64,
+) -> CliResult<(&'static str, f64)> {
     let verified = if shape.flops() / 2.0 <= REFERENCE_MAX_WORK {
-        verify_product(a, b, c, shape, DEFAULT_TOLERANCE).map(|e| ("f64 reference", e))
+        verify_product(a, b, c, shape, tolerance).map(|e| ("f64 reference", e))
     } else {
         let cpu = CpuBackend::new()?;
         let want = cpu.matmul(a, b, shape)?;
@@ -172,7 +179,7 @@ fn check(a: &[f32], b: &[f32], c: &[f32], shape: Shape) -> CliResult<(&'static s
             &want64,
             scale(a) * scale(b) * shape.k as f64,
         );
-        if err <= DEFAULT_TOLERANCE {
+        if err <= tolerance {
             Ok(("CPU backend", err))
         } else {
             Err(metal_matmul::Error::InvalidArgument(format!(

@@ -59,6 +59,17 @@ impl Method {
             Self::RegisterBlocked => "register-blocked",
         }
     }
+
+    /// The scaled error (relative to max|A|·max|B|·k) that a correct product of this
+    /// method stays within: [`TF32_TOLERANCE`](crate::numeric::TF32_TOLERANCE) for
+    /// TF32, [`DEFAULT_TOLERANCE`](crate::numeric::DEFAULT_TOLERANCE) for every FP32
+    /// method. Pass the method a report names (never `Auto`, which stands for FP32).
+    pub const fn tolerance(self) -> f64 {
+        match self {
+            Self::CublasTf32 => crate::numeric::TF32_TOLERANCE,
+            _ => crate::numeric::DEFAULT_TOLERANCE,
+        }
+    }
 }
 
 impl fmt::Display for Method {
@@ -128,6 +139,19 @@ impl MethodPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_tf32_is_checked_against_the_looser_tolerance() {
+        for method in Method::FORCEABLE.into_iter().chain([Method::Auto]) {
+            let want = if method == Method::CublasTf32 {
+                crate::numeric::TF32_TOLERANCE
+            } else {
+                crate::numeric::DEFAULT_TOLERANCE
+            };
+            assert_eq!(method.tolerance(), want, "{method}");
+        }
+        const { assert!(crate::numeric::TF32_TOLERANCE > crate::numeric::DEFAULT_TOLERANCE) };
+    }
 
     #[test]
     fn the_default_policy_follows_the_go_node() {

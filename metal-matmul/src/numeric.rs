@@ -134,6 +134,12 @@ pub fn verify_product(
 /// accumulation step, relative to the product's scale.
 pub const DEFAULT_TOLERANCE: f64 = 1e-5;
 
+/// The tolerance for TF32 tensor-core products ([`Method::CublasTf32`](crate::Method)):
+/// inputs keep 10 mantissa bits (relative rounding 2⁻¹¹ per factor), so a scaled error
+/// near 1e-3 is what TF32 gives, not a fault. [`Method::tolerance`](crate::Method::tolerance)
+/// picks it.
+pub const TF32_TOLERANCE: f64 = 2e-3;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 # Speed on the GPU machine, in one command: fxn-cli bench on CUDA (every method, GPU
 # time and end to end from host memory, with the copy/kernel split) beside PyTorch's
 # torch.matmul, then a size-8192 challenge through `fxn-cli serve` on CUDA and on the
-# CPU. Run from the directory that holds the carried binaries (D, default
+# CPU (the table is the record: one bench run, not a JSON run beside it). Run from the directory that holds the carried binaries (D, default
 # .devcarry/cuda: fxn-cli and these scripts). Logs and JSON go to $OUT.
 set -uo pipefail
 D=${D:-.devcarry/cuda}
@@ -15,10 +15,8 @@ echo "== torch"
 python3 "$D/torch_matmul.py" --sizes 1024,2048,4096,8192 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.txt"
 echo "== fxn-cli bench cuda"
 "$D/fxn-cli" bench --backend cuda --methods ${METHODS:-all} --sizes "$SIZES" --reps ${REPS:-20} \
-  --budget 4 --plot "$OUT/cuda.svg" --json >"$OUT/bench.json" 2>"$OUT/bench.err"
-echo "bench rc=$?"; tail -3 "$OUT/bench.err"
-"$D/fxn-cli" bench --backend cuda --methods ${METHODS:-all} --sizes "$SIZES" --reps ${REPS:-20} \
-  --budget 4 2>&1 | tee "$OUT/bench.txt"
+  --budget 4 --plot "$OUT/cuda.svg" 2>&1 | tee "$OUT/bench.txt"
+echo "bench rc=${PIPESTATUS[0]}"
 if [ -n "${CHALLENGE:-1}" ]; then
   echo "== challenge 8192 through serve"
   "$D/fxn-cli" serve --listen 127.0.0.1:8181 --max-concurrent 1 >"$OUT/serve-gpu.log" 2>&1 &

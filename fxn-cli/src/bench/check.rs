@@ -1,7 +1,7 @@
 //! Checking a benchmark's result before its number is reported.
 
 use metal_matmul::Shape;
-use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::numeric::verify_product;
 
 /// Up to this many multiply-adds the whole result is checked against the f64 reference
 /// loop (about a second at 1024³ would be too slow per case).
@@ -10,17 +10,21 @@ const FULL_CHECK_MAX_WORK: f64 = 2.7e8;
 /// Elements sampled, spread evenly over C, when the product is too large to check whole.
 const SAMPLES: usize = 4096;
 
-/// Checks `c = a·b`: every element against the f64 reference for small products, an
+/// Checks `c = a·b` within `tolerance` (a scaled error; [`Method::tolerance`] of the
+/// method that ran): every element against the f64 reference for small products, an
 /// even sample of elements (each an exact f64 dot product) for large ones. Returns what
 /// it checked against and the largest scaled error.
+///
+/// [`Method::tolerance`]: metal_matmul::Method::tolerance
 pub fn verify(
     a: &[f32],
     b: &[f32],
     c: &[f32],
     shape: Shape,
+    tolerance: f64,
 ) -> Result<(&'static str, f64), metal_matmul::Error> {
     if shape.flops() / 2.0 <= FULL_CHECK_MAX_WORK {
-        return verify_product(a, b, c, shape, DEFAULT_TOLERANCE).map(|e| ("f64 reference", e));
+        return verify_product(a, b, c, shape, tolerance).map(|e| ("f64 reference", e));
     }
     let max_abs = |v: &[f32]| v.iter().fold(0.0f64, |m, x| m.max(f64::from(x.abs())));
     let scale = (max_abs(a) * max_abs(b) * shape.k as f64).max(1.0);
@@ -34,7 +38,7 @@ pub fn verify(
             .map(|p| f64::from(a[i * shape.k + p]) * f64::from(b[p * shape.n + j]))
             .sum();
         let err = (f64::from(c[idx]) - want).abs() / scale;
-        if err.is_nan() || err > DEFAULT_TOLERANCE {
+        if err.is_nan() || err > tolerance {
             return Err(metal_matmul::Error::InvalidArgument(format!(
                 "C[{i}][{j}] = {}, the f64 dot product gives {want} (scaled error {err:.2e})",
                 c[idx]
@@ -56,9 +60,12 @@ mod tests {
             let b = vec![0.25f32; shape.k * shape.n];
             let want = 0.125 * shape.k as f32;
             let mut c = vec![want; shape.m * shape.n];
-            assert!(verify(&a, &b, &c, shape).is_ok());
+            assert!(verify(&a, &b, &c, shape, metal_matmul::numeric::DEFAULT_TOLERANCE).is_ok());
             c[0] = f32::NAN;
-            assert!(verify(&a, &b, &c, shape).is_err(), "{shape}");
+            assert!(
+                verify(&a, &b, &c, shape, metal_matmul::numeric::DEFAULT_TOLERANCE).is_err(),
+                "{shape}"
+            );
         }
     }
 }

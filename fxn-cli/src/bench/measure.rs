@@ -193,12 +193,13 @@ pub fn run_case(
     let baseline = memory::reset_peak();
     let first = backend.matmul_with(&a, &b, &mut c, shape, &options)?;
     let peak_extra_mib = baseline.and_then(memory::peak_above);
-    let (checked_against, max_scaled_error) = check::verify(&a, &b, &c, shape).map_err(|e| {
-        CliError::new(
-            ExitKind::Verification,
-            format!("{shape} on {} ({}): {e}", opened.label, case.method),
-        )
-    })?;
+    let (checked_against, max_scaled_error) =
+        check::verify(&a, &b, &c, shape, first.method.tolerance()).map_err(|e| {
+            CliError::new(
+                ExitKind::Verification,
+                format!("{shape} on {} ({}): {e}", opened.label, case.method),
+            )
+        })?;
 
     let started = Instant::now();
     for _ in 1..settings.warmup {
