@@ -50,13 +50,15 @@ extern "C" __global__ void matmul_tiled(const float* __restrict__ a,
 // that both operands are read from shared memory as float4. Each thread owns rows
 // ty*4+{0..3} and 64+ty*4+{0..3}, and the same pattern of columns with tx: a warp's
 // float4 reads of B cover 256 contiguous bytes (no bank conflicts). Global loads are
-// scalar and guarded (any shape, any alignment); the next tile is fetched into
-// registers while the current one is multiplied, with two shared-memory buffers.
+// float4 where the row width allows and scalar, guarded, at edges (any shape). At most
+// 128 registers a thread (__launch_bounds__(256, 2)) lets two blocks share an SM. The
+// next tile is fetched into registers while the current one is multiplied, with two
+// shared-memory buffers.
 #define BM 128
 #define BN 128
 #define BK 8
 
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(256, 2)
 matmul_register_blocked(const float* __restrict__ a,
                         const float* __restrict__ b,
                         float* __restrict__ c,
@@ -73,18 +75,28 @@ matmul_register_blocked(const float* __restrict__ a,
     const int b_row = tid / 32, b_col = (tid % 32) * 4;
     float ra[4], rb[4];
 
+    // Rows of k (A) or n (B) floats keep 16-byte alignment when k (n) is a multiple of
+    // 4 (every device buffer and row block starts 16-byte aligned): then four floats
+    // inside the matrix are one float4 load; edges and other widths load one by one.
+    const bool a_vec = (k & 3) == 0, b_vec = (n & 3) == 0;
     auto load = [&](int p0) {
-        int gr = row0 + a_row;
+        int gr = row0 + a_row, ac = p0 + a_col;
+        if (a_vec && gr < m && ac + 3 < k) {
+            float4 v = *reinterpret_cast<const float4*>(&a[(u64)gr * k + ac]);
+            ra[0] = v.x; ra[1] = v.y; ra[2] = v.z; ra[3] = v.w;
+        } else {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            int gc = p0 + a_col + i;
-            ra[i] = (gr < m && gc < k) ? a[(u64)gr * k + gc] : 0.0f;
+            for (int i = 0; i < 4; ++i)
+                ra[i] = (gr < m && ac + i < k) ? a[(u64)gr * k + ac + i] : 0.0f;
         }
-        int br = p0 + b_row;
+        int br = p0 + b_row, bc = col0 + b_col;
+        if (b_vec && br < k && bc + 3 < n) {
+            float4 v = *reinterpret_cast<const float4*>(&b[(u64)br * n + bc]);
+            rb[0] = v.x; rb[1] = v.y; rb[2] = v.z; rb[3] = v.w;
+        } else {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            int gc = col0 + b_col + i;
-            rb[i] = (br < k && gc < n) ? b[(u64)br * n + gc] : 0.0f;
+            for (int i = 0; i < 4; ++i)
+                rb[i] = (br < k && bc + i < n) ? b[(u64)br * n + bc + i] : 0.0f;
         }
     };
     auto store = [&](int buf) {
