@@ -124,20 +124,32 @@ pub fn fixed6(value: f32) -> String {
 /// `c` (row-major) printed with `%.6f`, concatenated without separators.
 ///
 /// The text is formatted in blocks of [`BLOCK_VALUES`] values, on all cores (rayon's
-/// global pool) when there are several blocks, and hashed in order: formatting is
-/// most of the cost, the hash itself is sequential by nature.
+/// global pool) when there are several blocks, and hashed in order. The hash is
+/// sequential by nature, so it runs on one thread over one window of blocks while the
+/// other threads format the next window: the cost is about the larger of the two, not
+/// their sum. At most two windows of text (~20 MB) are held at once.
 pub fn merkle_root(c: &[f32]) -> String {
     use rayon::prelude::*;
     /// Blocks formatted at once: bounds the text held in memory (~10 MB).
     const BLOCKS_AT_ONCE: usize = 64;
+    let format_window = |window: &[f32]| -> Vec<Vec<u8>> {
+        window.par_chunks(BLOCK_VALUES).map(format_block).collect()
+    };
     let mut hasher = Sha256::new();
     if c.len() <= 2 * BLOCK_VALUES {
         hasher.update(format_block(c));
     } else {
-        for window in c.chunks(BLOCK_VALUES * BLOCKS_AT_ONCE) {
-            let blocks: Vec<Vec<u8>> = window.par_chunks(BLOCK_VALUES).map(format_block).collect();
-            for block in &blocks {
-                hasher.update(block);
+        let mut windows = c.chunks(BLOCK_VALUES * BLOCKS_AT_ONCE);
+        let mut ready = windows.next().map(format_window).unwrap_or_default();
+        loop {
+            let next = windows.next();
+            let ((), formatted) = rayon::join(
+                || ready.iter().for_each(|b| hasher.update(b)),
+                || next.map(format_window),
+            );
+            match formatted {
+                Some(blocks) => ready = blocks,
+                None => break,
             }
         }
     }

@@ -86,7 +86,8 @@ fn digest_spans_hash_blocks() {
     // concatenation at once.
     use fxn_challenge::BLOCK_VALUES;
     use sha2_check::concatenated_root;
-    for len in [BLOCK_VALUES * 2 + 1, BLOCK_VALUES * 70 + 5] {
+    // One window, two, and three (the hash of one overlaps the formatting of the next).
+    for len in [BLOCK_VALUES * 2 + 1, BLOCK_VALUES * 70 + 5, BLOCK_VALUES * 130 + 3] {
         let values: Vec<f32> = (0..len).map(|i| (i as f32 - 7_000.5) / 3.0).collect();
         assert_eq!(merkle_root(&values), concatenated_root(&values), "{len}");
     }
