@@ -87,7 +87,11 @@ fn digest_spans_hash_blocks() {
     use fxn_challenge::BLOCK_VALUES;
     use sha2_check::concatenated_root;
     // One window, two, and three (the hash of one overlaps the formatting of the next).
-    for len in [BLOCK_VALUES * 2 + 1, BLOCK_VALUES * 70 + 5, BLOCK_VALUES * 130 + 3] {
+    for len in [
+        BLOCK_VALUES * 2 + 1,
+        BLOCK_VALUES * 70 + 5,
+        BLOCK_VALUES * 130 + 3,
+    ] {
         let values: Vec<f32> = (0..len).map(|i| (i as f32 - 7_000.5) / 3.0).collect();
         assert_eq!(merkle_root(&values), concatenated_root(&values), "{len}");
     }
