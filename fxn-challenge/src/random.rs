@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 /// one `next_u32` times 2⁻²⁴, so every value is an exact f32 in [0, 1).
 ///
 /// ChaCha's stream is seekable, so large matrices are drawn on all cores (rayon's global
-/// pool): each piece of [`PIECE_VALUES`] values starts from a clone of `rng` moved to
+/// pool): each piece of 1 Mi values (`PIECE_VALUES`) starts from a clone of `rng` moved to
 /// that piece's word, and `rng` ends where the sequential draw would have left it. The
 /// values are the same, bit for bit, as one thread drawing them in order.
 pub fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> Vec<f32> {
