@@ -229,6 +229,7 @@ impl Engine {
                 backend.kind()
             )));
         }
+        positive_zeros(c);
         let self_check = check.then(|| {
             freivalds(
                 a,
@@ -272,4 +273,20 @@ impl std::fmt::Display for Attempt {
             Self::Failed(s) | Self::Overflow(s) | Self::Rejected(s) => f.write_str(s),
         }
     }
+}
+
+/// Turns every `-0.0` of `c` into `+0.0`, in place, on all cores for large results.
+///
+/// The Go node sums each element from `+0`, so its C never holds `-0.0` (IEEE: `+0 + -0`
+/// is `+0`); a kernel that starts from its first product can give `-0.0` (`-3·0`), whose
+/// `%.6f` is `-0.000000`, and the answer's `merkleRoot` would then differ from the
+/// node's. Adding `+0.0` maps `-0.0` to `+0.0` and leaves every other value as it is
+/// (the compiler may not drop it: `x + 0.0` is not `x` for `x = -0.0`).
+fn positive_zeros(c: &mut [f32]) {
+    use rayon::prelude::*;
+    c.par_chunks_mut(1 << 18).for_each(|chunk| {
+        for v in chunk {
+            *v += 0.0;
+        }
+    });
 }

@@ -138,6 +138,37 @@ fn the_merkle_root_is_of_the_c_that_was_sent() {
 }
 
 #[test]
+fn zero_products_answer_positive_zeros_as_the_go_node_does() {
+    // Every product here is -3·0 = -0.0; the Go node sums from +0 and answers +0.
+    let engine = cpu_engine();
+    for (m, k, n) in [
+        (1, 1, 1),
+        (4, 1, 4),
+        (2, 3, 5),
+        (8, 2, 8),
+        (15, 2, 16),
+        (70, 9, 65),
+    ] {
+        let a = format!(
+            "[{}]",
+            vec![format!("[{}]", vec!["-3"; k].join(",")); m].join(",")
+        );
+        let b = format!(
+            "[{}]",
+            vec![format!("[{}]", vec!["0"; n].join(",")); k].join(",")
+        );
+        let r = answer(&engine, &format!(r#"{{"matrixA":{a},"matrixB":{b}}}"#));
+        let text = serde_json::to_string(&r["C"]).unwrap();
+        assert!(!text.contains('-'), "{m}×{k}×{n}: {text}");
+        assert_eq!(
+            r["merkleRoot"],
+            merkle_root(&vec![0.0; m * n]),
+            "{m}×{k}×{n}"
+        );
+    }
+}
+
+#[test]
 fn seeds_reproduce_size_matrices() {
     let engine = cpu_engine();
     let one = answer(&engine, r#"{"size":20,"seed":42}"#);
