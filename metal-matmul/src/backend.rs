@@ -42,12 +42,10 @@ pub struct MatmulOptions {
     /// The kernel to run; [`Method::Auto`] lets the backend choose.
     pub method: Method,
     /// Reject NaN or infinity in A or B, and in C (finite inputs whose product
-    /// overflows f32), with [`Error::NonFinite`] naming the first operand, in that
-    /// order, that holds one. On such an error C's contents are unspecified. The
-    /// Metal backend scans A and B before the work; the CPU backend scans C after it
-    /// and A and B only when C holds a NaN or infinity (every term of its product is
-    /// computed, so a non-finite input always reaches C), which costs one pass over C
-    /// instead of one over all three.
+    /// overflows f32), with [`Error::NonFinite`] naming the first operand, in the
+    /// order A, B, C, that holds one; C's contents are then unspecified. Costs at most
+    /// one read of each operand (a backend may read fewer: one whose every term reaches
+    /// C reads C first, and A and B only when C holds one).
     pub check_finite: bool,
 }
 

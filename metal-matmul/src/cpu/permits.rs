@@ -1,28 +1,12 @@
 //! Admission of concurrent calls to the backend's pool: never more threads of the pool
 //! computing than it has workers, whoever calls.
 //!
-//! Without admission, concurrent callers interleave their jobs on the same workers, so
-//! one call's threads wait on another's (measured: 8 callers of 4096×64×4096 on 2
-//! cores reached about half of one caller's throughput). Each call that uses the pool
-//! holds permits for the threads it uses, from `total` permits in all.
-//!
-//! A call takes what is free ([`Permits::try_acquire`]): up to every thread it is
-//! worth, and when nothing is free it runs on its caller's thread alone, at once. Under
-//! load every core is then busy with one-thread products, which need no hand-off and
-//! no synchronisation, where queueing for a turn made every call a hand-off to a parked
-//! thread. On 2 Intel Xeon vCPUs, 8 callers against one caller on two threads
-//! (`fxn-cli bench --threads 2 --callers 8`, four alternating runs each, 2026-11-26):
-//! - GEMMs: 8 callers of a 0.3 ms product reach as much as one caller or more; with
-//!   callers waiting in turn, 8 callers of 1000³ reached 0.66 of one caller, and a
-//!   version in which a GEMM waited for one permit rather than compute without one,
-//!   0.59–1.17 (256³: 0.62–0.79).
-//! - Vector products: 1×4096×4096 and 4096×4096×1 at 1.01–1.27, 2048×2048×1 at
-//!   1.30–1.43, 1×1024×1024 at 1.02–1.14, where the version before this one, which made
-//!   a vector product wait in turn for all of its threads (on the belief that two
-//!   one-thread streams go no faster than one two-thread stream), read 0.62–0.87,
-//!   0.79–0.87, 0.88–0.93 and 0.61–0.94 in the same runs.
-//!
-//! Products worth one thread do not come here: they run on the caller's thread.
+//! Each call that uses the pool holds permits for the threads it uses, from `total`
+//! permits in all. A call takes what is free ([`Permits::try_acquire`]), up to every
+//! thread it is worth, and never waits: when nothing is free it runs on its caller's
+//! thread alone, at once. Products worth one thread do not come here: they run on the
+//! caller's thread. Why admission, and why never waiting: docs/PERFORMANCE.md
+//! (`Permits`).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
