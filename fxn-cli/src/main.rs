@@ -47,11 +47,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let version = version_text();
-    let matches = Cli::command()
-        .version(version.clone())
-        .long_version(version)
-        .get_matches();
+    // The version text probes Metal and CUDA (CUDA opens a context): only when asked.
+    let mut command = Cli::command();
+    if std::env::args_os()
+        .skip(1)
+        .any(|a| a == "--version" || a == "-V")
+    {
+        let version = version_text();
+        command = command.version(version.clone()).long_version(version);
+    }
+    let matches = command.get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => err.exit(),

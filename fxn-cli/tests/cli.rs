@@ -24,15 +24,18 @@ fn metal_available() -> bool {
 
 #[test]
 fn version_tells_compile_time_and_run_time_metal_apart() {
-    let out = fxn(&["--version"]);
-    assert!(out.status.success());
-    let text = stdout(&out);
-    assert!(
-        text.contains("metal(compile)") && text.contains("metal(runtime)"),
-        "{text}"
-    );
-    if !cfg!(target_os = "macos") {
-        assert!(text.contains("-metal(compile)"), "{text}");
+    for flag in ["--version", "-V"] {
+        let out = fxn(&[flag]);
+        assert!(out.status.success());
+        let text = stdout(&out);
+        assert!(
+            text.contains("metal(compile)") && text.contains("metal(runtime)"),
+            "{flag}: {text}"
+        );
+        assert!(text.contains("cuda(compile)"), "{flag}: {text}");
+        if !cfg!(target_os = "macos") {
+            assert!(text.contains("-metal(compile)"), "{flag}: {text}");
+        }
     }
 }
 

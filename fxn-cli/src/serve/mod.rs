@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use fxn_challenge::Engine;
 use tokio::sync::Semaphore;
 
-use crate::challenge::EngineArgs;
+use crate::args::{EngineArgs, parse_positive};
 use crate::error::{CliError, CliResult};
 use body::{BodyLimits, Budget};
 use connections::ConnectionLimits;
@@ -84,19 +84,19 @@ pub struct Args {
     body_grace_secs: Duration,
     /// Challenges processed at once (parse, multiply, answer), once their bodies are
     /// read; a request beyond that is answered 503 at once.
-    #[arg(long, default_value_t = 2, value_parser = crate::challenge::parse_positive)]
+    #[arg(long, default_value_t = 2, value_parser = parse_positive)]
     max_concurrent: usize,
     /// Seconds a challenge may take from taking its slot to its answer, before it is
     /// answered 503 (a multiplication already running finishes and keeps its slot).
     #[arg(long, default_value = "300", value_parser = seconds)]
     timeout_secs: Duration,
     /// Connections served at once; more are answered 503 and closed.
-    #[arg(long, default_value_t = 256, value_parser = crate::challenge::parse_positive)]
+    #[arg(long, default_value_t = 256, value_parser = parse_positive)]
     max_connections: usize,
     /// Connections served at once from one client address (an IPv4 address or an IPv6
     /// /64); more are answered 503 and closed. Loopback clients are exempt unless
     /// --limit-loopback is given.
-    #[arg(long, default_value_t = 32, value_parser = crate::challenge::parse_positive)]
+    #[arg(long, default_value_t = 32, value_parser = parse_positive)]
     max_connections_per_ip: usize,
     /// Apply --max-connections-per-ip to loopback clients too (by default they are
     /// exempt: behind a reverse proxy on this machine every client is 127.0.0.1).
