@@ -160,3 +160,31 @@ impl fmt::Display for BackendChoice {
         })
     }
 }
+
+/// The part of a GPU backend's call that does not touch the device: with
+/// `check_finite`, A and B are scanned first and C after; a degenerate product (an empty
+/// C, or k = 0) is answered with zeros and `T::default()` without calling `run`, so no
+/// device is needed for it. `run` multiplies a product that is not degenerate. The
+/// caller has checked the lengths against `shape`.
+pub(crate) fn guarded_gpu_product<T: Default>(
+    (a, b, c): (&[f32], &[f32], &mut [f32]),
+    shape: Shape,
+    check_finite: bool,
+    run: impl FnOnce(&[f32], &[f32], &mut [f32]) -> Result<T>,
+) -> Result<T> {
+    use crate::numeric::check_finite as scan;
+    if check_finite {
+        scan("A", a, shape.k)?;
+        scan("B", b, shape.n)?;
+    }
+    let outcome = if shape.is_degenerate() {
+        c.fill(0.0);
+        T::default()
+    } else {
+        run(a, b, c)?
+    };
+    if check_finite {
+        scan("C", c, shape.n)?;
+    }
+    Ok(outcome)
+}

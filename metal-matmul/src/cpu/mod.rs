@@ -129,7 +129,7 @@ impl Backend for CpuBackend {
         shape.check(a.len(), b.len(), c.len(), self.max_dim)?;
         if options.method != Method::Auto {
             return Err(Error::invalid(format!(
-                "method `{}` is a Metal method; the CPU backend has only `auto`",
+                "method `{}` is a GPU method; the CPU backend has only `auto`",
                 options.method
             )));
         }

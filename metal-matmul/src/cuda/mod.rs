@@ -36,7 +36,7 @@ use std::time::Instant;
 pub use policy::{CudaPolicy, CudaStaging};
 pub use report::{CudaFacts, CudaReport, CudaStatus, cores_per_sm};
 
-use crate::numeric::check_finite;
+use crate::backend::guarded_gpu_product;
 use crate::shape::DEFAULT_MAX_DIM;
 use crate::{
     Backend, BackendKind, DeviceInfo, Error, MatmulOptions, MatmulReport, Method, Result, Shape,
@@ -179,21 +179,10 @@ impl CudaBackend {
         let start = Instant::now();
         shape.check(a.len(), b.len(), c.len(), self.max_dim)?;
         let method = self.resolve(options.method, shape)?;
-        if options.check_finite {
-            check_finite("A", a, shape.k)?;
-            check_finite("B", b, shape.n)?;
-        }
-        let timing = if shape.is_degenerate() {
-            // Nothing to multiply: C is empty or all zeros, and no device is needed.
-            c.fill(0.0);
-            imp::Timing::default()
-        } else {
+        let timing = guarded_gpu_product((a, b, c), shape, options.check_finite, |a, b, c| {
             let plan = self.staging.plan(shape);
-            self.inner.matmul(a, b, c, shape, method, plan)?
-        };
-        if options.check_finite {
-            check_finite("C", c, shape.n)?;
-        }
+            self.inner.matmul(a, b, c, shape, method, plan)
+        })?;
         Ok(CudaReport {
             report: MatmulReport {
                 backend: BackendKind::Cuda,

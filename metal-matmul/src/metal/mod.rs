@@ -24,7 +24,7 @@ use std::time::Instant;
 
 pub use report::{MetalReport, PoolStats};
 
-use crate::numeric::check_finite;
+use crate::backend::guarded_gpu_product;
 use crate::shape::{BRIDGE_MAX_DIM, DEFAULT_MAX_DIM};
 use crate::{
     Backend, BackendKind, DeviceInfo, Error, MatmulOptions, MatmulReport, Method, MethodPolicy,
@@ -208,21 +208,10 @@ impl MetalBackend {
         let start = Instant::now();
         shape.check(a.len(), b.len(), c.len(), self.max_dim)?;
         let method = self.resolve(options.method, shape)?;
-        if options.check_finite {
-            check_finite("A", a, shape.k)?;
-            check_finite("B", b, shape.n)?;
-        }
-        let outcome = if shape.is_degenerate() {
-            // Metal has no zero-length buffers; the answer needs no device.
-            c.fill(0.0);
-            Outcome::default()
-        } else {
-            let (m, k, n) = bridge_dims(shape)?;
-            self.inner.matmul(a, b, c, (m, k, n), method)?
-        };
-        if options.check_finite {
-            check_finite("C", c, shape.n)?;
-        }
+        // Metal has no zero-length buffers: a degenerate product never reaches it.
+        let outcome = guarded_gpu_product((a, b, c), shape, options.check_finite, |a, b, c| {
+            self.inner.matmul(a, b, c, bridge_dims(shape)?, method)
+        })?;
         Ok(MetalReport {
             report: MatmulReport {
                 backend: BackendKind::Metal,
