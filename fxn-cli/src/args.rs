@@ -1,9 +1,9 @@
 //! Arguments shared by several commands, and opening the backend they name.
 
 use fxn_challenge::{Engine, EngineConfig, Limits};
-use metal_matmul::{BackendChoice, Method, SelectOptions, Selected, select_with};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use metal_matmul::{
+    BackendChoice, Method, SelectOptions, Selected, Shape, random_matrix, select_with,
+};
 
 use crate::error::{CliError, CliResult};
 
@@ -39,17 +39,13 @@ pub fn parse_method(s: &str) -> Result<Method, String> {
     s.parse().map_err(|e: metal_matmul::Error| e.to_string())
 }
 
-/// A `rows×cols` matrix of values uniform in [-1, 1), reproducible from `rng`.
-pub fn random_matrix(rng: &mut StdRng, rows: usize, cols: usize) -> CliResult<Vec<f32>> {
-    let len = rows
-        .checked_mul(cols)
-        .ok_or_else(|| CliError::usage(format!("a {rows}×{cols} matrix is too large")))?;
-    Ok((0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect())
-}
-
-/// A random generator from `seed`, or from the system's entropy.
-pub fn rng(seed: Option<u64>) -> StdRng {
-    seed.map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64)
+/// A and B of `shape`, values uniform in [-1, 1) ([`random_matrix`]): reproducible from
+/// `seed`, or from the system's entropy without one. A shape whose lengths overflow is a
+/// usage error.
+pub fn random_operands(shape: Shape, seed: Option<u64>) -> CliResult<(Vec<f32>, Vec<f32>)> {
+    let (len_a, len_b, _) = shape.lens()?;
+    let seed = seed.unwrap_or_else(rand::random);
+    Ok((random_matrix(len_a, seed), random_matrix(len_b, !seed)))
 }
 
 /// Parses a positive integer for clap.

@@ -7,7 +7,7 @@ use metal_matmul::numeric::verify_product;
 use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape};
 use serde::Serialize;
 
-use crate::args::{BackendArgs, parse_method, random_matrix, rng};
+use crate::args::{BackendArgs, parse_method, random_operands};
 use crate::error::{CliError, CliResult, ExitKind};
 use crate::output::{JSON_FORMAT_VERSION, print_json, print_text};
 
@@ -114,9 +114,7 @@ pub fn run(args: &Args) -> CliResult {
     let (len_a, len_b, len_c) = shape.lens()?;
     shape.check(len_a, len_b, len_c, metal_matmul::DEFAULT_MAX_DIM)?;
 
-    let mut rng = rng(args.seed);
-    let a = random_matrix(&mut rng, shape.m, shape.k)?;
-    let b = random_matrix(&mut rng, shape.k, shape.n)?;
+    let (a, b) = random_operands(shape, args.seed)?;
     let mut c = vec![f32::NAN; len_c];
     let options = MatmulOptions {
         method: args.method,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
-use metal_matmul::{Backend, CpuBackend, Shape};
+use metal_matmul::{Backend, CpuBackend, Shape, random_matrix};
 
 /// The plan's sizes.
 const SIZES: &[usize] = &[32, 64, 128, 256, 512, 1024, 2048];
@@ -28,18 +28,6 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (8, 4096, 4096),
     (4096, 4096, 16),
 ];
-
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 /// Checks `c`: whole against the f64 reference when small, 1024 sampled elements as
 /// f64 dot products when large.
@@ -60,8 +48,8 @@ fn check(a: &[f32], b: &[f32], c: &[f32], s: Shape) {
 }
 
 fn bench_shape(c: &mut Criterion, group: &str, shape: Shape, backends: &[(usize, CpuBackend)]) {
-    let a = values(shape.m * shape.k, 1);
-    let b = values(shape.k * shape.n, 2);
+    let a = random_matrix(shape.m * shape.k, 1);
+    let b = random_matrix(shape.k * shape.n, 2);
     let mut out = vec![f32::NAN; shape.m * shape.n];
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(shape.flops() as u64));

@@ -11,7 +11,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use metal_matmul::{Backend, MatmulOptions, MetalBackend, MetalStatus, Method, Shape};
+use metal_matmul::{
+    Backend, MatmulOptions, MetalBackend, MetalStatus, Method, Shape, random_matrix,
+};
 
 const SIZES: [usize; 8] = [32, 64, 128, 256, 512, 1024, 2048, 4096];
 
@@ -29,16 +31,6 @@ fn sizes() -> Vec<usize> {
     }
 }
 
-fn matrix(len: usize, seed: u32) -> Vec<f32> {
-    // Deterministic values in [-1, 1): benchmarks need no statistical quality.
-    (0..len)
-        .map(|i| {
-            let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed);
-            (x >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 fn options(method: Method) -> MatmulOptions {
     MatmulOptions {
         method,
@@ -51,8 +43,8 @@ fn criterion_benches(criterion: &mut Criterion, backend: &MetalBackend, sizes: &
         let mut group = criterion.benchmark_group(format!("metal/{method}"));
         for &size in sizes {
             let shape = Shape::square(size);
-            let a = matrix(size * size, 1);
-            let b = matrix(size * size, 2);
+            let a = random_matrix(size * size, 1);
+            let b = random_matrix(size * size, 2);
             let mut c = vec![0.0f32; size * size];
             group.throughput(Throughput::Elements(shape.flops() as u64));
             // Criterion's fewest samples for the large sizes, where one call takes up to
@@ -79,8 +71,8 @@ fn criterion_benches(criterion: &mut Criterion, backend: &MetalBackend, sizes: &
 /// Median wall and GPU seconds of repeated calls (at least 3, or about one second).
 fn measure(backend: &MetalBackend, method: Method, size: usize) -> (f64, Option<f64>) {
     let shape = Shape::square(size);
-    let a = matrix(size * size, 3);
-    let b = matrix(size * size, 4);
+    let a = random_matrix(size * size, 3);
+    let b = random_matrix(size * size, 4);
     let mut c = vec![0.0f32; size * size];
     let opts = options(method);
     backend

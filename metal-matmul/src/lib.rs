@@ -41,6 +41,7 @@ mod error;
 mod metal;
 mod method;
 pub mod numeric;
+mod random;
 mod select;
 mod shape;
 
@@ -54,5 +55,6 @@ pub use device::{DeviceInfo, GpuDetails};
 pub use error::{CudaLibrary, Error, NativeCode, Result};
 pub use metal::{MetalBackend, MetalReport, MetalStatus, PoolStats};
 pub use method::{Method, MethodPolicy};
+pub use random::random_matrix;
 pub use select::{BACKEND_ENV, SelectOptions, Selected, effective_choice, select, select_with};
 pub use shape::{BRIDGE_MAX_DIM, DEFAULT_MAX_DIM, Shape};

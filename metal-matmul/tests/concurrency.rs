@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{metal_or_skip, random_matrix};
+use common::metal_or_skip;
 use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
-use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape};
+use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape, random_matrix};
 
 const THREADS: usize = 8;
 const CALLS_PER_THREAD: usize = 40;
@@ -45,8 +45,8 @@ fn hammer(backend: &dyn Backend, methods: &[Method]) -> usize {
                     let shape = SHAPES[(t * 7 + i) % SHAPES.len()];
                     let method = methods[(t + i) % methods.len()];
                     let seed = (t * 1000 + i) as u64;
-                    let a = random_matrix(shape.m, shape.k, seed);
-                    let b = random_matrix(shape.k, shape.n, seed + 500);
+                    let a = random_matrix(shape.m * shape.k, seed);
+                    let b = random_matrix(shape.k * shape.n, seed + 500);
                     let mut c = vec![f32::NAN; shape.m * shape.n];
                     let options = MatmulOptions {
                         method,

@@ -2,21 +2,16 @@
 //! These run everywhere, always.
 
 use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
-use metal_matmul::{Backend, CpuBackend, MatmulOptions, Shape};
+use metal_matmul::{Backend, CpuBackend, MatmulOptions, Shape, random_matrix};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn random(rng: &mut StdRng, len: usize) -> Vec<f32> {
-    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
 /// Multiplies fresh random matrices into a NaN-poisoned output and checks every element
 /// against the f64 reference.
 fn check_shape(backend: &CpuBackend, shape: Shape, seed: u64) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let a = random(&mut rng, shape.m * shape.k);
-    let b = random(&mut rng, shape.k * shape.n);
+    let a = random_matrix(shape.m * shape.k, seed);
+    let b = random_matrix(shape.k * shape.n, !seed);
     let mut c = vec![f32::NAN; shape.m * shape.n];
     backend
         .matmul_into(&a, &b, &mut c, shape)
@@ -153,8 +148,8 @@ fn every_kernel_carries_a_non_finite_input_into_c() {
                 .flat_map(|bad| [(bad, true), (bad, false)]);
             for (bad, in_a) in cases {
                 let (m, k, n) = (shape.m, shape.k, shape.n);
-                let mut a = random(&mut rng, m * k);
-                let mut b = random(&mut rng, k * n);
+                let mut a = random_matrix(m * k, rng.random());
+                let mut b = random_matrix(k * n, rng.random());
                 let (row, p, col) = (
                     rng.random_range(0..m),
                     rng.random_range(0..k),

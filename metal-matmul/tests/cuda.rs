@@ -8,18 +8,18 @@
 
 mod common;
 
-use common::{cuda_or_skip, random_matrix};
+use common::cuda_or_skip;
 use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
 use metal_matmul::{
     Backend, BackendChoice, BackendKind, CudaBackend, CudaLibrary, CudaStaging, CudaStatus, Error,
-    MatmulOptions, Method, Shape, select,
+    MatmulOptions, Method, Shape, random_matrix, select,
 };
 
 /// Runs `shape` with `method` on poisoned C and checks it against the f64 reference;
 /// returns the scaled error.
 fn check(backend: &CudaBackend, method: Method, shape: Shape, seed: u64) -> f64 {
-    let a = random_matrix(shape.m, shape.k, seed);
-    let b = random_matrix(shape.k, shape.n, seed + 1);
+    let a = random_matrix(shape.m * shape.k, seed);
+    let b = random_matrix(shape.k * shape.n, seed + 1);
     // Poison C: an element the kernel never writes stays NaN and fails verification.
     let mut c = vec![f32::NAN; shape.m * shape.n];
     let options = MatmulOptions {
@@ -78,8 +78,8 @@ fn large_products_are_staged_pinned_and_cut_into_blocks() {
     };
     // 1100 rows: pinned staging, two blocks of the default 1024 rows (the second short).
     let shape = Shape::new(1100, 300, 700);
-    let a = random_matrix(shape.m, shape.k, 7);
-    let b = random_matrix(shape.k, shape.n, 8);
+    let a = random_matrix(shape.m * shape.k, 7);
+    let b = random_matrix(shape.k * shape.n, 8);
     for method in [Method::Cublas, Method::RegisterBlocked, Method::Tiled] {
         let mut c = vec![f32::NAN; shape.m * shape.n];
         let options = MatmulOptions {
@@ -131,8 +131,8 @@ fn small_blocks_and_every_staging_give_the_same_answer() {
     ] {
         let backend = CudaBackend::new().unwrap().with_staging(staging);
         for method in backend.methods() {
-            let a = random_matrix(shape.m, shape.k, 21);
-            let b = random_matrix(shape.k, shape.n, 22);
+            let a = random_matrix(shape.m * shape.k, 21);
+            let b = random_matrix(shape.k * shape.n, 22);
             let mut c = vec![f32::NAN; shape.m * shape.n];
             let options = MatmulOptions {
                 method,

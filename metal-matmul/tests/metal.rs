@@ -7,17 +7,17 @@
 
 mod common;
 
-use common::{AlignedF32, metal_or_skip, metal_present, random_matrix};
+use common::{AlignedF32, metal_or_skip, metal_present};
 use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
 use metal_matmul::{
     Backend, BackendChoice, BackendKind, DeviceInfo, Error, MatmulOptions, MetalBackend,
-    MetalStatus, Method, MethodPolicy, NativeCode, Shape, select,
+    MetalStatus, Method, MethodPolicy, NativeCode, Shape, random_matrix, select,
 };
 
 /// Runs `shape` with `method` forced and checks it against the f64 reference.
 fn check(backend: &MetalBackend, method: Method, shape: Shape, seed: u64) {
-    let a = random_matrix(shape.m, shape.k, seed);
-    let b = random_matrix(shape.k, shape.n, seed + 1);
+    let a = random_matrix(shape.m * shape.k, seed);
+    let b = random_matrix(shape.k * shape.n, seed + 1);
     // Poison C: an element the kernel never writes stays NaN and fails verification.
     let mut c = vec![f32::NAN; shape.m * shape.n];
     let options = MatmulOptions {
@@ -161,8 +161,8 @@ fn auto_runs_the_policys_choice() {
             policy.choose(shape, backend.supports(Method::Mps)),
             "{shape}"
         );
-        let a = random_matrix(shape.m, shape.k, 1);
-        let b = random_matrix(shape.k, shape.n, 2);
+        let a = random_matrix(shape.m * shape.k, 1);
+        let b = random_matrix(shape.k * shape.n, 2);
         let mut c = vec![f32::NAN; shape.m * shape.n];
         let report = backend
             .matmul_with(&a, &b, &mut c, shape, &MatmulOptions::default())
@@ -207,8 +207,8 @@ fn gpu_time_is_reported() {
         return;
     };
     let shape = Shape::square(128);
-    let a = random_matrix(128, 128, 5);
-    let b = random_matrix(128, 128, 6);
+    let a = random_matrix(128 * 128, 5);
+    let b = random_matrix(128 * 128, 6);
     let mut c = vec![0.0; 128 * 128];
     for method in backend.methods() {
         let options = MatmulOptions {
@@ -404,7 +404,7 @@ fn the_backend_recovers_from_a_gpu_fault() {
                 ..MatmulOptions::default()
             };
             let mut c = vec![0.0; 24 * 24];
-            let a = random_matrix(24, 24, 3);
+            let a = random_matrix(24 * 24, 3);
             let (got, message) =
                 native_code(backend.matmul_with(&a, &a, &mut c, Shape::square(24), &options));
             assert_eq!(got, code, "{method}: {message}");
@@ -462,8 +462,8 @@ fn page_aligned_slices_are_used_without_copying_on_unified_memory() {
     };
     // 64×64 f32 = 16 KiB: a page multiple on Apple silicon (16 KiB) and Intel (4 KiB).
     let shape = Shape::square(64);
-    let a_data = random_matrix(64, 64, 40);
-    let b_data = random_matrix(64, 64, 41);
+    let a_data = random_matrix(64 * 64, 40);
+    let b_data = random_matrix(64 * 64, 41);
     let a = AlignedF32::from_slice(&a_data);
     let b = AlignedF32::from_slice(&b_data);
     let mut c = AlignedF32::zeroed(64 * 64).unwrap();
@@ -491,7 +491,7 @@ fn page_aligned_slices_are_used_without_copying_on_unified_memory() {
     }
     // Unaligned lengths are copied.
     let shape = Shape::square(10);
-    let a = random_matrix(10, 10, 42);
+    let a = random_matrix(10 * 10, 42);
     let mut c = vec![0.0; 100];
     let report = backend
         .matmul_detailed(&a, &a, &mut c, shape, &MatmulOptions::default())

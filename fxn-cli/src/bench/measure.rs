@@ -7,7 +7,7 @@ use metal_matmul::{MatmulOptions, MatmulReport, Shape};
 use serde::Serialize;
 
 use super::{Case, Opened, check, memory};
-use crate::args::{random_matrix, rng};
+use crate::args::random_operands;
 use crate::error::{CliError, CliResult, ExitKind};
 
 /// How every case is timed.
@@ -178,9 +178,7 @@ pub fn run_case(
 ) -> CliResult<CaseResult> {
     let shape = case.shape;
     let backend = opened.backend.as_ref();
-    let mut rng = rng(Some(settings.seed));
-    let a = random_matrix(&mut rng, shape.m, shape.k)?;
-    let b = random_matrix(&mut rng, shape.k, shape.n)?;
+    let (a, b) = random_operands(shape, Some(settings.seed))?;
     let (_, _, len_c) = shape.lens()?;
     let mut c = vec![f32::NAN; len_c];
     let options = MatmulOptions {

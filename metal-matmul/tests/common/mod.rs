@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests: the Metal and CUDA skip rules, seeded
-//! matrices and page-aligned buffers.
+//! Helpers shared by the integration tests: the Metal and CUDA skip rules and
+//! page-aligned buffers.
 //!
 //! Every test that needs a Metal device calls [`metal_or_skip`]: without a device it
 //! prints why the test is skipped and returns `None`; with `FXN_REQUIRE_METAL=1` (what
@@ -11,8 +11,6 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 
 use metal_matmul::{CudaBackend, CudaStatus, MetalBackend, MetalStatus};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 /// Set to `1` to make a missing Metal device a test failure instead of a skip.
 pub const REQUIRE_METAL_ENV: &str = "FXN_REQUIRE_METAL";
@@ -81,14 +79,6 @@ pub fn cuda_or_skip(test: &str) -> Option<CudaBackend> {
         Ok(backend) => Some(backend),
         Err(err) => panic!("{test}: a CUDA device answered but the backend did not open: {err}"),
     }
-}
-
-/// A `rows×cols` matrix of values in [-1, 1), the same for the same seed.
-pub fn random_matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..rows * cols)
-        .map(|_| rng.random_range(-1.0f32..1.0))
-        .collect()
 }
 
 /// The alignment of [`AlignedF32`]: 16 KiB, the page size of Apple silicon and a
