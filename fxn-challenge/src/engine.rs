@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use metal_matmul::numeric::first_non_finite;
+use metal_matmul::verify::{FreivaldsReport, freivalds};
 use metal_matmul::{Backend, BackendChoice, MatmulOptions, SelectOptions, Shape, select_with};
 
 use crate::random::{fresh_seed, random_matrix, seeded_rng};
-use crate::selfcheck::{FreivaldsReport, freivalds};
 use crate::{BackendRequest, Challenge, ChallengeError, Limits, Operands, Outcome};
 
 /// `auto` runs on the GPU from this many rows of A on (upstream's threshold).
@@ -237,7 +237,7 @@ impl Engine {
                 c,
                 shape,
                 self.config.self_check_rounds,
-                &mut rand::rng(),
+                rand::random(),
             )
         });
         if let Some(report) = self_check.filter(|r| !r.passed) {

@@ -32,12 +32,13 @@ mod parse;
 mod random;
 mod request;
 mod response;
-mod selfcheck;
 
 pub use engine::{Engine, EngineConfig, GPU_MIN_SIZE, SELF_CHECK_ROUNDS};
 pub use error::ChallengeError;
 pub use limits::Limits;
 pub use merkle::{BLOCK_VALUES, FIXED6_MAX_LEN, fixed6, merkle_root, write_fixed6};
+/// Freivalds' check, as the engine runs it (`metal_matmul::verify`).
+pub use metal_matmul::verify::{FreivaldsReport, freivalds};
 pub use parse::Matrix;
 pub use random::{fresh_seed, random_matrix, seeded_rng};
 pub use request::{
@@ -45,4 +46,3 @@ pub use request::{
     parse_envelope,
 };
 pub use response::{MAX_SIZE_WITH_C, Outcome};
-pub use selfcheck::{FreivaldsReport, freivalds};

@@ -3,12 +3,12 @@
 use std::io;
 use std::time::Duration;
 
+use metal_matmul::verify::FreivaldsReport;
 use metal_matmul::{BackendKind, CudaFacts, DeviceInfo, Shape};
 use serde::Serialize;
 use serde::ser::Serializer;
 
 use crate::merkle::merkle_root;
-use crate::selfcheck::FreivaldsReport;
 
 /// `C` is included in the response up to this `matrixSize` (upstream's rule).
 pub const MAX_SIZE_WITH_C: usize = 100;

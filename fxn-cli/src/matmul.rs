@@ -3,8 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use metal_matmul::numeric::verify_product;
-use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape};
+use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape, verify};
 use serde::Serialize;
 
 use crate::args::{BackendArgs, parse_method, random_operands};
@@ -166,24 +165,15 @@ fn check(
     tolerance: f64,
 ) -> CliResult<(&'static str, f64)> {
     let verified = if shape.flops() / 2.0 <= REFERENCE_MAX_WORK {
-        verify_product(a, b, c, shape, tolerance).map(|e| ("f64 reference", e))
+        verify::full(a, b, c, shape, tolerance).map(|e| ("f64 reference", e))
     } else {
-        let cpu = CpuBackend::new()?;
-        let want = cpu.matmul(a, b, shape)?;
-        let scale = |v: &[f32]| v.iter().fold(0.0f64, |m, x| m.max(f64::from(x.abs())));
-        let want64: Vec<f64> = want.iter().map(|&x| f64::from(x)).collect();
-        let (err, at) = metal_matmul::numeric::max_scaled_error(
-            c,
-            &want64,
-            scale(a) * scale(b) * shape.k as f64,
-        );
-        if err <= tolerance {
-            Ok(("CPU backend", err))
-        } else {
-            Err(metal_matmul::Error::InvalidArgument(format!(
-                "result differs from the CPU backend at index {at}: scaled error {err:.3e}"
-            )))
-        }
+        let want: Vec<f64> = CpuBackend::new()?
+            .matmul(a, b, shape)?
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let scale = verify::scale(a, b, shape.k);
+        verify::against(c, &want, shape, scale, tolerance).map(|e| ("CPU backend", e))
     };
     verified.map_err(|e| CliError::new(ExitKind::Verification, format!("verification failed: {e}")))
 }

@@ -9,7 +9,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::numeric::DEFAULT_TOLERANCE;
+use metal_matmul::verify;
 use metal_matmul::{Backend, CpuBackend, Shape, random_matrix};
 
 /// The plan's sizes.
@@ -29,24 +30,6 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (4096, 4096, 16),
 ];
 
-/// Checks `c`: whole against the f64 reference when small, 1024 sampled elements as
-/// f64 dot products when large.
-fn check(a: &[f32], b: &[f32], c: &[f32], s: Shape) {
-    if s.flops() <= 3e8 {
-        verify_product(a, b, c, s, DEFAULT_TOLERANCE).expect("the product is right");
-        return;
-    }
-    let step = (c.len() / 1024).max(1) | 1;
-    for idx in (0..c.len()).step_by(step) {
-        let (i, j) = (idx / s.n, idx % s.n);
-        let want: f64 = (0..s.k)
-            .map(|p| f64::from(a[i * s.k + p]) * f64::from(b[p * s.n + j]))
-            .sum();
-        let err = (f64::from(c[idx]) - want).abs() / s.k as f64;
-        assert!(err <= DEFAULT_TOLERANCE, "{s}: C[{i}][{j}] off by {err:e}");
-    }
-}
-
 fn bench_shape(c: &mut Criterion, group: &str, shape: Shape, backends: &[(usize, CpuBackend)]) {
     let a = random_matrix(shape.m * shape.k, 1);
     let b = random_matrix(shape.k * shape.n, 2);
@@ -61,7 +44,7 @@ fn bench_shape(c: &mut Criterion, group: &str, shape: Shape, backends: &[(usize,
         out.fill(f32::NAN);
         cpu.matmul_into(&a, &b, &mut out, shape)
             .expect("multiplies");
-        check(&a, &b, &out, shape);
+        verify::product(&a, &b, &out, shape, DEFAULT_TOLERANCE).expect("the product is right");
         let id = BenchmarkId::new(
             format!("{threads}t"),
             format!("{}x{}x{}", shape.m, shape.k, shape.n),

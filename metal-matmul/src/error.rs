@@ -34,6 +34,26 @@ pub enum Error {
         /// Its column.
         col: usize,
     },
+    /// A product failed a check of [`verify`](crate::verify): element (`row`, `col`) of C
+    /// is further from what it should be than the tolerance allows.
+    #[error(
+        "result differs at row {row}, column {col}: got {got}, want {want} (scaled error {scaled_error:.3e} over the tolerance {tolerance:.1e})"
+    )]
+    Mismatch {
+        /// The element's row in C.
+        row: usize,
+        /// Its column.
+        col: usize,
+        /// The value the product holds.
+        got: f32,
+        /// The value the check computed (in f64).
+        want: f64,
+        /// `|got - want|` relative to the check's scale ([`verify::scale`](crate::verify::scale));
+        /// infinite for NaN.
+        scaled_error: f64,
+        /// The largest scaled error allowed.
+        tolerance: f64,
+    },
     /// A CUDA library returned an error, or a request does not fit the device (then
     /// `name` is `CUDA_ERROR_OUT_OF_MEMORY`, found before anything was allocated).
     #[error("CUDA {library} error {name} ({code}): {message}")]

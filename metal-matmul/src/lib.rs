@@ -44,6 +44,7 @@ pub mod numeric;
 mod random;
 mod select;
 mod shape;
+pub mod verify;
 
 pub use backend::{Backend, BackendChoice, BackendKind, MatmulOptions, MatmulReport};
 pub use cpu::{CpuBackend, CpuInfo};

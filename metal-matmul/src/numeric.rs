@@ -1,12 +1,12 @@
-//! Numerical helpers: finiteness checks, an f64 reference product and error measures,
-//! and the tolerances a correct f32 product stays within.
-//!
-//! [`verify_product`] is the contract every backend's tests hold a product to: the
-//! largest error relative to max|A|·max|B|·k, against an f64 reference, within a
-//! tolerance ([`DEFAULT_TOLERANCE`] for FP32, [`TF32_TOLERANCE`] for TF32). The
-//! reference costs m·k·n f64 multiply-adds on one thread: for tests and small checks.
+//! Numerical helpers: finiteness scans, and the tolerances a correct f32 product stays
+//! within (the checks that use them are in [`verify`](crate::verify)).
 
-use crate::{Error, Result, Shape};
+use crate::{Error, Result};
+
+/// The old name of [`verify::full`](crate::verify::full), for the CPU kernels' unit
+/// tests (`cpu/`, changed under another issue) until they call `verify::full` directly.
+#[cfg(test)]
+pub(crate) use crate::verify::full as verify_product;
 
 /// The index of the first NaN or infinity in `values`, if any.
 ///
@@ -67,73 +67,8 @@ pub fn check_finite(operand: &'static str, values: &[f32], cols: usize) -> Resul
     }
 }
 
-/// `C = A·B` computed in f64 with the naive triple loop: the reference that tests and
-/// benchmarks compare every backend against. O(m·k·n); meant for checking, not speed.
-pub fn reference_matmul(a: &[f32], b: &[f32], shape: Shape) -> Vec<f64> {
-    let Shape { m, k, n } = shape;
-    assert_eq!(a.len(), m * k, "A's length");
-    assert_eq!(b.len(), k * n, "B's length");
-    let mut c = vec![0.0f64; m * n];
-    for i in 0..m {
-        let row = &mut c[i * n..(i + 1) * n];
-        for p in 0..k {
-            let aip = f64::from(a[i * k + p]);
-            for (cij, &bpj) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
-                *cij += aip * f64::from(bpj);
-            }
-        }
-    }
-    c
-}
-
-/// The largest `|got - want| / max(scale, 1)` over all elements, and its index. A NaN
-/// in `got` counts as an infinite error, so a poisoned or unwritten element never passes.
-pub fn max_scaled_error(got: &[f32], want: &[f64], scale: f64) -> (f64, usize) {
-    assert_eq!(got.len(), want.len(), "lengths");
-    let denom = scale.max(1.0);
-    got.iter()
-        .zip(want)
-        .enumerate()
-        .map(|(i, (&g, &w))| {
-            let e = (f64::from(g) - w).abs() / denom;
-            // NaN (an unwritten or poisoned element) must never pass.
-            (if e.is_nan() { f64::INFINITY } else { e }, i)
-        })
-        .fold(
-            (0.0, 0),
-            |best, cur| if cur.0 > best.0 { cur } else { best },
-        )
-}
-
-/// Checks `got` against the f64 reference for `a·b`; the tolerance is relative to
-/// `max|A| · max|B| · k` (f32 accumulation error grows with k). Returns the largest
-/// scaled error on success.
-pub fn verify_product(
-    a: &[f32],
-    b: &[f32],
-    got: &[f32],
-    shape: Shape,
-    tolerance: f64,
-) -> Result<f64> {
-    let want = reference_matmul(a, b, shape);
-    let max_abs = |v: &[f32]| v.iter().fold(0.0f64, |m, x| m.max(f64::from(x.abs())));
-    let scale = max_abs(a) * max_abs(b) * shape.k as f64;
-    let (err, at) = max_scaled_error(got, &want, scale);
-    if err <= tolerance {
-        Ok(err)
-    } else {
-        Err(Error::invalid(format!(
-            "result differs from the f64 reference at index {at} (row {}, column {}): got {}, want {}, scaled error {err:.3e} > {tolerance:.1e}",
-            at / shape.n.max(1),
-            at % shape.n.max(1),
-            got[at],
-            want[at]
-        )))
-    }
-}
-
-/// The default tolerance of [`verify_product`]: a few units of f32 rounding per
-/// accumulation step, relative to the product's scale.
+/// The tolerance of an FP32 product in [`verify`](crate::verify)'s checks: a few units
+/// of f32 rounding per accumulation step, relative to the product's scale.
 pub const DEFAULT_TOLERANCE: f64 = 1e-5;
 
 /// The tolerance for TF32 tensor-core products ([`Method::CublasTf32`](crate::Method)):
@@ -145,28 +80,6 @@ pub const TF32_TOLERANCE: f64 = 2e-3;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reference_of_the_plan_example() {
-        let c = reference_matmul(
-            &[1.0, 2.0, 3.0, 4.0],
-            &[5.0, 6.0, 7.0, 8.0],
-            Shape::square(2),
-        );
-        assert_eq!(c, vec![19.0, 22.0, 43.0, 50.0]);
-    }
-
-    #[test]
-    fn nan_never_passes_verification() {
-        let a = [1.0, 2.0, 3.0, 4.0];
-        let b = [5.0, 6.0, 7.0, 8.0];
-        let got = [19.0, 22.0, 43.0, f32::NAN];
-        assert!(verify_product(&a, &b, &got, Shape::square(2), DEFAULT_TOLERANCE).is_err());
-        let wrong = [19.0, 22.0, 43.0, 51.0];
-        assert!(verify_product(&a, &b, &wrong, Shape::square(2), DEFAULT_TOLERANCE).is_err());
-        let right = [19.0, 22.0, 43.0, 50.0];
-        assert!(verify_product(&a, &b, &right, Shape::square(2), DEFAULT_TOLERANCE).is_ok());
-    }
 
     #[test]
     fn finite_check_names_the_position() {

@@ -41,6 +41,11 @@ impl SplitMix64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+
+    /// A value uniform in [0, 1) with 53 random bits.
+    pub(crate) fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * f64::powi(2.0, -53)
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +77,13 @@ mod tests {
         assert!(mean.abs() < 0.05, "{mean}");
         assert!(a.iter().any(|&v| v < -0.9) && a.iter().any(|&v| v > 0.9));
         assert!(random_matrix(0, 1).is_empty());
+    }
+
+    #[test]
+    fn unit_values_are_in_the_half_open_interval() {
+        let mut rng = SplitMix64::new(9);
+        let values: Vec<f64> = (0..10_000).map(|_| rng.next_f64()).collect();
+        assert!(values.iter().all(|x| (0.0..1.0).contains(x)));
+        assert!(values.iter().any(|&x| x < 0.01) && values.iter().any(|&x| x > 0.99));
     }
 }

@@ -7,7 +7,8 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::metal_or_skip;
-use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::numeric::DEFAULT_TOLERANCE;
+use metal_matmul::verify;
 use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape, random_matrix};
 
 const THREADS: usize = 8;
@@ -58,7 +59,7 @@ fn hammer(backend: &dyn Backend, methods: &[Method]) -> usize {
                     if method != Method::Auto {
                         assert_eq!(report.method, method);
                     }
-                    verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
+                    verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE)
                         .unwrap_or_else(|e| panic!("thread {t} call {i} {method} {shape}: {e}"));
                     done.fetch_add(1, Ordering::Relaxed);
                 }

@@ -1,7 +1,8 @@
 //! The CPU backend: the plan's correctness tests and property tests over shapes.
 //! These run everywhere, always.
 
-use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::numeric::DEFAULT_TOLERANCE;
+use metal_matmul::verify;
 use metal_matmul::{Backend, CpuBackend, MatmulOptions, Shape, random_matrix};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -16,7 +17,7 @@ fn check_shape(backend: &CpuBackend, shape: Shape, seed: u64) {
     backend
         .matmul_into(&a, &b, &mut c, shape)
         .unwrap_or_else(|e| panic!("{shape}: {e}"));
-    verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE).unwrap_or_else(|e| panic!("{shape}: {e}"));
+    verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE).unwrap_or_else(|e| panic!("{shape}: {e}"));
 }
 
 #[test]

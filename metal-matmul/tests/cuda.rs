@@ -9,7 +9,8 @@
 mod common;
 
 use common::cuda_or_skip;
-use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::numeric::DEFAULT_TOLERANCE;
+use metal_matmul::verify;
 use metal_matmul::{
     Backend, BackendChoice, BackendKind, CudaBackend, CudaLibrary, CudaStaging, CudaStatus, Error,
     MatmulOptions, Method, Shape, random_matrix, select,
@@ -37,7 +38,7 @@ fn check(backend: &CudaBackend, method: Method, shape: Shape, seed: u64) -> f64 
             .gpu
             .is_some_and(|g| g > std::time::Duration::ZERO)
     );
-    verify_product(&a, &b, &c, shape, method.tolerance())
+    verify::full(&a, &b, &c, shape, method.tolerance())
         .unwrap_or_else(|e| panic!("{method} {shape}: {e}"))
 }
 
@@ -92,7 +93,7 @@ fn large_products_are_staged_pinned_and_cut_into_blocks() {
         assert!(r.pinned, "{r:?}");
         assert_eq!(r.blocks, 2, "{r:?}");
         assert!(r.to_device > std::time::Duration::ZERO && r.to_host > std::time::Duration::ZERO);
-        verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE).unwrap();
+        verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE).unwrap();
     }
 }
 
@@ -143,7 +144,7 @@ fn small_blocks_and_every_staging_give_the_same_answer() {
                 .unwrap();
             assert_eq!(r.blocks as usize, blocks, "{staging:?} {method}");
             assert_eq!(r.pinned, staging.pinned_min_bytes == 0);
-            verify_product(&a, &b, &c, shape, method.tolerance())
+            verify::full(&a, &b, &c, shape, method.tolerance())
                 .unwrap_or_else(|e| panic!("{staging:?} {method}: {e}"));
         }
     }

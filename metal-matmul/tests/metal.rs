@@ -8,7 +8,8 @@
 mod common;
 
 use common::{AlignedF32, metal_or_skip, metal_present};
-use metal_matmul::numeric::{DEFAULT_TOLERANCE, verify_product};
+use metal_matmul::numeric::DEFAULT_TOLERANCE;
+use metal_matmul::verify;
 use metal_matmul::{
     Backend, BackendChoice, BackendKind, DeviceInfo, Error, MatmulOptions, MetalBackend,
     MetalStatus, Method, MethodPolicy, NativeCode, Shape, random_matrix, select,
@@ -29,7 +30,7 @@ fn check(backend: &MetalBackend, method: Method, shape: Shape, seed: u64) {
         .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
     assert_eq!(report.backend, BackendKind::Metal);
     assert_eq!(report.method, method, "{shape}");
-    verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE)
+    verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE)
         .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
 }
 
@@ -168,7 +169,7 @@ fn auto_runs_the_policys_choice() {
             .matmul_with(&a, &b, &mut c, shape, &MatmulOptions::default())
             .unwrap();
         assert_eq!(report.method, want);
-        verify_product(&a, &b, &c, shape, DEFAULT_TOLERANCE).unwrap();
+        verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE).unwrap();
     }
 }
 
@@ -485,7 +486,7 @@ fn page_aligned_slices_are_used_without_copying_on_unified_memory() {
             .unwrap();
         assert_eq!(report.zero_copy_inputs, unified, "{method}");
         assert_eq!(report.zero_copy_output, unified, "{method}");
-        verify_product(&a_data, &b_data, c.as_slice(), shape, DEFAULT_TOLERANCE)
+        verify::full(&a_data, &b_data, c.as_slice(), shape, DEFAULT_TOLERANCE)
             .unwrap_or_else(|e| panic!("{method}: {e}"));
         c.as_mut_slice().fill(f32::NAN);
     }

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use metal_matmul::{MatmulOptions, MatmulReport, Shape};
+use metal_matmul::{MatmulOptions, MatmulReport, Shape, verify};
 use serde::Serialize;
 
-use super::{Case, Opened, check, memory};
+use super::{Case, Opened, memory};
 use crate::args::random_operands;
 use crate::error::{CliError, CliResult, ExitKind};
 
@@ -192,12 +192,14 @@ pub fn run_case(
     let first = backend.matmul_with(&a, &b, &mut c, shape, &options)?;
     let peak_extra_mib = baseline.and_then(memory::peak_above);
     let (checked_against, max_scaled_error) =
-        check::verify(&a, &b, &c, shape, first.method.tolerance()).map_err(|e| {
-            CliError::new(
-                ExitKind::Verification,
-                format!("{shape} on {} ({}): {e}", opened.label, case.method),
-            )
-        })?;
+        verify::product(&a, &b, &c, shape, first.method.tolerance())
+            .map(|(checked, err)| (checked.description(), err))
+            .map_err(|e| {
+                CliError::new(
+                    ExitKind::Verification,
+                    format!("{shape} on {} ({}): {e}", opened.label, case.method),
+                )
+            })?;
 
     let started = Instant::now();
     for _ in 1..settings.warmup {

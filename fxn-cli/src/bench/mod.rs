@@ -6,7 +6,6 @@
 //! (`--csv`) or one versioned JSON document (`--json`); `--plot FILE` draws GFLOPS
 //! against size as an SVG.
 
-mod check;
 mod measure;
 mod memory;
 mod plot;
