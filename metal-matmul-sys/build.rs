@@ -50,14 +50,18 @@ fn main() {
     }
     println!("cargo:rustc-cfg=metal_bridge");
 
-    cc::Build::new()
+    let mut bridge = cc::Build::new();
+    bridge
         .file(native.join("metal_matmul.m"))
         .include(&native)
         .flag("-fobjc-arc")
         .flag("-mmacosx-version-min=11.0")
         .warnings(true)
-        .extra_warnings(true)
-        .compile("metal_matmul");
+        .extra_warnings(true);
+    if env::var_os("CARGO_FEATURE_FAULT_INJECTION").is_some() {
+        bridge.define("METAL_MATMUL_FAULT_INJECTION", None);
+    }
+    bridge.compile("metal_matmul");
     for framework in [
         "Metal",
         "MetalPerformanceShaders",

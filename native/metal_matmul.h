@@ -86,14 +86,11 @@ typedef struct MetalDeviceInfo {
     int32_t supports_metal3;
 } MetalDeviceInfo;
 
-/* What one multiplication did and how long it took. */
+/* What one multiplication did and how long the GPU took. Only what the Rust side reads:
+ * the caller times the whole call and knows the method it asked for. */
 typedef struct MetalMatmulStats {
     /* Seconds the GPU spent executing the command buffer (GPUEndTime - GPUStartTime). */
     double gpu_seconds;
-    /* Seconds for the whole call: buffers, encoding, execution and copy-out. */
-    double total_seconds;
-    /* The METAL_METHOD_* that ran. */
-    int32_t method;
     /* 1 when A and B were wrapped without copying (newBufferWithBytesNoCopy), else 0.
      * That happens on unified memory when a pointer and its byte length are both
      * multiples of the page size (getpagesize(): 16 KiB on Apple silicon). */
@@ -174,12 +171,15 @@ uint64_t metal_pool_drain(MetalContext *ctx);
 /* Fills *stats with the pool's state. */
 int32_t metal_pool_stats(MetalContext *ctx, MetalPoolStats *stats);
 
-/* Fault injection for tests of the recovery path: the next metal_matmul on this context
- * runs its command buffer, then reports `code` (METAL_ERROR_KERNEL_TIMEOUT or
- * METAL_ERROR_GPU_FAULT) as though the command buffer had completed with that error,
- * releasing everything as a real fault does. Other codes are refused with
- * METAL_ERROR_INVALID_ARGUMENT. */
+#ifdef METAL_MATMUL_FAULT_INJECTION
+/* Fault injection for tests of the recovery path, compiled only with
+ * METAL_MATMUL_FAULT_INJECTION defined (the sys crate's `fault-injection` feature): the
+ * next metal_matmul on this context runs its command buffer, then reports `code`
+ * (METAL_ERROR_KERNEL_TIMEOUT or METAL_ERROR_GPU_FAULT) as though the command buffer had
+ * completed with that error, releasing everything as a real fault does. Other codes are
+ * refused with METAL_ERROR_INVALID_ARGUMENT. */
 int32_t metal_inject_fault(MetalContext *ctx, int32_t code);
+#endif
 
 /* Releases the context and everything it owns. NULL is accepted. */
 void metal_cleanup(MetalContext *ctx);

@@ -17,7 +17,6 @@
 #import <Metal/Metal.h>
 #import <MetalPerformanceShaders/MetalPerformanceShaders.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "matmul_geometry.h"
@@ -83,10 +82,6 @@ static void copy_string(char *dst, size_t len, NSString *src) {
     const char *utf8 = src != nil ? [src UTF8String] : NULL;
     strncpy(dst, utf8 != NULL ? utf8 : "", len - 1);
     dst[len - 1] = '\0';
-}
-
-static double seconds_now(void) {
-    return (double)clock_gettime_nsec_np(CLOCK_UPTIME_RAW) / 1e9;
 }
 
 static BOOL supports(id<MTLDevice> device, NSInteger family) {
@@ -611,7 +606,6 @@ int32_t metal_matmul(MetalContext *ctx, const float *a, const float *b, float *c
                      uint32_t m, uint32_t k, uint32_t n, int32_t method,
                      MetalMatmulStats *stats, char *err, size_t err_len) {
     @autoreleasepool {
-        const double start = seconds_now();
         if (ctx == NULL || a == NULL || b == NULL || c == NULL) {
             return fail(METAL_ERROR_INVALID_ARGUMENT, err, err_len, @"null pointer");
         }
@@ -657,8 +651,6 @@ int32_t metal_matmul(MetalContext *ctx, const float *a, const float *b, float *c
         }
         if (rc == METAL_SUCCESS && stats != NULL) {
             stats->gpu_seconds = gpu_seconds;
-            stats->total_seconds = seconds_now() - start;
-            stats->method = method;
             stats->zero_copy_inputs = wrapped_a && wrapped_b ? 1 : 0;
             stats->zero_copy_output = wrapped_c ? 1 : 0;
         }
@@ -707,6 +699,7 @@ int32_t metal_pool_stats(MetalContext *ctx, MetalPoolStats *stats) {
     }
 }
 
+#ifdef METAL_MATMUL_FAULT_INJECTION
 int32_t metal_inject_fault(MetalContext *ctx, int32_t code) {
     if (ctx == NULL || (code != METAL_ERROR_KERNEL_TIMEOUT && code != METAL_ERROR_GPU_FAULT)) {
         return METAL_ERROR_INVALID_ARGUMENT;
@@ -716,6 +709,7 @@ int32_t metal_inject_fault(MetalContext *ctx, int32_t code) {
     [ctx->lock unlock];
     return METAL_SUCCESS;
 }
+#endif
 
 void metal_cleanup(MetalContext *ctx) {
     @autoreleasepool {

@@ -88,25 +88,19 @@ impl Default for MetalDeviceInfo {
 #[derive(Debug, Default, Copy, Clone)]
 pub struct MetalMatmulStats {
     pub gpu_seconds: f64,
-    pub total_seconds: f64,
-    pub method: i32,
     pub zero_copy_inputs: i32,
     pub zero_copy_output: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of MetalMatmulStats"][::core::mem::size_of::<MetalMatmulStats>() - 32usize];
+    ["Size of MetalMatmulStats"][::core::mem::size_of::<MetalMatmulStats>() - 16usize];
     ["Alignment of MetalMatmulStats"][::core::mem::align_of::<MetalMatmulStats>() - 8usize];
     ["Offset of field: MetalMatmulStats::gpu_seconds"]
         [::core::mem::offset_of!(MetalMatmulStats, gpu_seconds) - 0usize];
-    ["Offset of field: MetalMatmulStats::total_seconds"]
-        [::core::mem::offset_of!(MetalMatmulStats, total_seconds) - 8usize];
-    ["Offset of field: MetalMatmulStats::method"]
-        [::core::mem::offset_of!(MetalMatmulStats, method) - 16usize];
     ["Offset of field: MetalMatmulStats::zero_copy_inputs"]
-        [::core::mem::offset_of!(MetalMatmulStats, zero_copy_inputs) - 20usize];
+        [::core::mem::offset_of!(MetalMatmulStats, zero_copy_inputs) - 8usize];
     ["Offset of field: MetalMatmulStats::zero_copy_output"]
-        [::core::mem::offset_of!(MetalMatmulStats, zero_copy_output) - 24usize];
+        [::core::mem::offset_of!(MetalMatmulStats, zero_copy_output) - 12usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
@@ -194,9 +188,6 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     pub fn metal_pool_stats(ctx: *mut MetalContext, stats: *mut MetalPoolStats) -> i32;
-}
-unsafe extern "C" {
-    pub fn metal_inject_fault(ctx: *mut MetalContext, code: i32) -> i32;
 }
 unsafe extern "C" {
     pub fn metal_cleanup(ctx: *mut MetalContext);

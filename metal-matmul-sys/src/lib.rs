@@ -31,6 +31,16 @@ mod bindings {
 
 pub use bindings::*;
 
+#[cfg(feature = "fault-injection")]
+unsafe extern "C" {
+    /// Test-only, with the `fault-injection` feature (the bridge is then compiled with
+    /// `METAL_MATMUL_FAULT_INJECTION`, which the committed bindings are generated
+    /// without): the next `metal_matmul` on `ctx` reports `code`
+    /// ([`METAL_ERROR_KERNEL_TIMEOUT`] or [`METAL_ERROR_GPU_FAULT`]) after running, as a
+    /// real fault would; other codes answer [`METAL_ERROR_INVALID_ARGUMENT`].
+    pub fn metal_inject_fault(ctx: *mut MetalContext, code: i32) -> i32;
+}
+
 /// The Metal Shading Language source of every kernel (`shaders/*.metal`, with
 /// `native/matmul_geometry.h` inlined), NUL-terminated, to pass to [`metal_init`].
 pub const SHADER_SOURCE: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(

@@ -155,22 +155,6 @@ impl NativeCode {
             Self::Unknown(code) => code,
         }
     }
-
-    /// The bridge's description of the code (`metal_error_string`), kept in Rust so it
-    /// is available on every platform.
-    pub fn description(self) -> &'static str {
-        match self {
-            Self::NoDevice => "No Metal device found",
-            Self::ShaderCompile => "Shader compilation failed",
-            Self::OutOfMemory => "Out of GPU memory",
-            Self::InvalidDimensions => "Invalid matrix dimensions",
-            Self::KernelTimeout => "Kernel execution timeout",
-            Self::GpuFault => "GPU fault during kernel execution",
-            Self::InvalidArgument => "Invalid argument",
-            Self::Unsupported => "Method not supported on this device",
-            Self::Unknown(_) => "Unknown error",
-        }
-    }
 }
 
 impl Error {

@@ -1,5 +1,6 @@
 //! The Metal backend's tests: the plan's correctness tests for every method (forced),
-//! odd and rectangular shapes, errors, fault recovery, the pool, zero-copy and timing.
+//! odd and rectangular shapes, errors, the pool, zero-copy and timing (fault recovery is
+//! in `metal_faults.rs`, behind the `fault-injection` feature).
 //!
 //! Tests that need a device skip with a printed reason where there is none and fail
 //! when `FXN_REQUIRE_METAL=1` (`cargo xtask test-metal` on a Mac). The tests at the
@@ -7,39 +8,13 @@
 
 mod common;
 
-use common::{AlignedF32, metal_or_skip, metal_present};
+use common::{AlignedF32, check_metal, metal_or_skip, metal_present, native_code};
 use metal_matmul::numeric::DEFAULT_TOLERANCE;
 use metal_matmul::verify;
 use metal_matmul::{
     Backend, BackendChoice, BackendKind, DeviceInfo, Error, MatmulOptions, MetalBackend,
     MetalStatus, Method, MethodPolicy, NativeCode, Shape, random_matrix, select,
 };
-
-/// Runs `shape` with `method` forced and checks it against the f64 reference.
-fn check(backend: &MetalBackend, method: Method, shape: Shape, seed: u64) {
-    let a = random_matrix(shape.m * shape.k, seed);
-    let b = random_matrix(shape.k * shape.n, seed + 1);
-    // Poison C: an element the kernel never writes stays NaN and fails verification.
-    let mut c = vec![f32::NAN; shape.m * shape.n];
-    let options = MatmulOptions {
-        method,
-        ..MatmulOptions::default()
-    };
-    let report = backend
-        .matmul_with(&a, &b, &mut c, shape, &options)
-        .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
-    assert_eq!(report.backend, BackendKind::Metal);
-    assert_eq!(report.method, method, "{shape}");
-    verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE)
-        .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
-}
-
-fn native_code(result: Result<impl std::fmt::Debug, Error>) -> (NativeCode, String) {
-    match result {
-        Err(Error::Native { code, message }) => (code, message),
-        other => panic!("expected a native error, got {other:?}"),
-    }
-}
 
 #[test]
 fn init_reports_the_device() {
@@ -109,7 +84,7 @@ fn the_plans_shapes_on_every_method() {
     ];
     for method in backend.methods() {
         for (i, &shape) in shapes.iter().enumerate() {
-            check(&backend, method, shape, 10 + i as u64);
+            check_metal(&backend, method, shape, 10 + i as u64);
         }
     }
 }
@@ -136,7 +111,7 @@ fn shapes_that_are_not_tile_multiples_on_every_method() {
     ];
     for method in backend.methods() {
         for (i, &shape) in shapes.iter().enumerate() {
-            check(&backend, method, shape, 100 + i as u64);
+            check_metal(&backend, method, shape, 100 + i as u64);
         }
     }
 }
@@ -260,13 +235,13 @@ fn a_broken_shader_is_a_compile_error_with_the_log() {
         Err(Error::InvalidArgument(_))
     ));
     // The failed compilations left the working pipelines in place.
-    check(&backend, Method::Tiled, Shape::new(20, 30, 40), 7);
+    check_metal(&backend, Method::Tiled, Shape::new(20, 30, 40), 7);
     // Recompiling the crate's own source works and keeps every method.
     let methods = backend.methods();
     let source = metal_matmul_sys::SHADER_SOURCE.to_str().unwrap();
     backend.compile_shaders(source).unwrap();
     assert_eq!(backend.methods(), methods);
-    check(&backend, Method::Simple, Shape::new(9, 10, 11), 8);
+    check_metal(&backend, Method::Simple, Shape::new(9, 10, 11), 8);
 }
 
 #[test]
@@ -286,7 +261,7 @@ fn a_source_without_the_simdgroup_kernel_leaves_it_unsupported() {
     assert!(!backend.supports(Method::Simdgroup));
     let (code, _) = native_code(backend.resolve(Method::Simdgroup, Shape::square(8)));
     assert_eq!(code, NativeCode::Unsupported);
-    check(&backend, Method::Tiled, Shape::square(33), 9);
+    check_metal(&backend, Method::Tiled, Shape::square(33), 9);
 }
 
 #[test]
@@ -366,7 +341,7 @@ fn a_request_larger_than_the_device_is_out_of_memory() {
     ));
     assert_eq!(code, NativeCode::OutOfMemory, "{message}");
     // Still usable.
-    check(&backend, Method::Tiled, Shape::square(40), 11);
+    check_metal(&backend, Method::Tiled, Shape::square(40), 11);
 }
 
 #[test]
@@ -393,33 +368,6 @@ fn forced_methods_the_device_lacks_are_unsupported() {
 }
 
 #[test]
-fn the_backend_recovers_from_a_gpu_fault() {
-    let Some(backend) = metal_or_skip("the_backend_recovers_from_a_gpu_fault") else {
-        return;
-    };
-    for code in [NativeCode::GpuFault, NativeCode::KernelTimeout] {
-        for method in backend.methods() {
-            backend.inject_fault(code).unwrap();
-            let options = MatmulOptions {
-                method,
-                ..MatmulOptions::default()
-            };
-            let mut c = vec![0.0; 24 * 24];
-            let a = random_matrix(24 * 24, 3);
-            let (got, message) =
-                native_code(backend.matmul_with(&a, &a, &mut c, Shape::square(24), &options));
-            assert_eq!(got, code, "{method}: {message}");
-            // The next call runs normally.
-            check(&backend, method, Shape::new(24, 25, 26), 12);
-        }
-    }
-    assert!(matches!(
-        backend.inject_fault(NativeCode::OutOfMemory),
-        Err(Error::InvalidArgument(_))
-    ));
-}
-
-#[test]
 fn the_pool_reuses_buffers_within_its_limit() {
     let Some(backend) = metal_or_skip("the_pool_reuses_buffers_within_its_limit") else {
         return;
@@ -427,7 +375,7 @@ fn the_pool_reuses_buffers_within_its_limit() {
     // 30×30 floats are 3600 bytes: never a page multiple, so always copied via the pool.
     let shape = Shape::square(30);
     for i in 0..4 {
-        check(&backend, Method::Tiled, shape, 20 + i);
+        check_metal(&backend, Method::Tiled, shape, 20 + i);
     }
     let stats = backend.pool_stats();
     assert_eq!(stats.limit_bytes, 256 << 20);
@@ -442,7 +390,7 @@ fn the_pool_reuses_buffers_within_its_limit() {
     assert_eq!(backend.pool_stats().cached_bytes, 0);
     // With pooling off nothing is kept, and products still work.
     backend.set_pool_limit(0);
-    check(&backend, Method::Simple, shape, 30);
+    check_metal(&backend, Method::Simple, shape, 30);
     let off = backend.pool_stats();
     assert_eq!(
         (off.cached_bytes, off.cached_buffers, off.limit_bytes),
@@ -450,7 +398,7 @@ fn the_pool_reuses_buffers_within_its_limit() {
     );
     // A small limit holds at most that much.
     backend.set_pool_limit(8000);
-    check(&backend, Method::Simple, shape, 31);
+    check_metal(&backend, Method::Simple, shape, 31);
     assert!(backend.pool_stats().cached_bytes <= 8000);
 }
 

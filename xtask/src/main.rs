@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The Metal tests. On a Mac a missing device fails them (`FXN_REQUIRE_METAL=1`), unless
+/// The Metal tests, with the fault-recovery test (feature `fault-injection`). On a Mac a missing device fails them (`FXN_REQUIRE_METAL=1`), unless
 /// `--allow-skip` is given (hosted CI runners may have no usable GPU).
 fn test_metal(rest: &[String]) -> Result<(), String> {
     let allow_skip = rest.iter().any(|a| a == "--allow-skip");
@@ -86,8 +86,12 @@ fn test_metal(rest: &[String]) -> Result<(), String> {
             "test",
             "-p",
             "metal-matmul",
+            "--features",
+            "fault-injection",
             "--test",
             "metal",
+            "--test",
+            "metal_faults",
             "--",
             "--nocapture",
         ],

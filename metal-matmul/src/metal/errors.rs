@@ -20,37 +20,25 @@ pub(crate) fn c_text(chars: &[c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// The error for a bridge status `code` (never `METAL_SUCCESS`) with the message the
-/// bridge wrote; an empty message is replaced by the code's description.
+/// The error for a bridge status `code` (never `METAL_SUCCESS`) with the bridge's
+/// message (the caller puts `metal_error_string` in place of an empty one).
 #[cfg_attr(not(metal_bridge), allow(dead_code))]
 pub(crate) fn native_error(code: i32, message: &str) -> Error {
-    let code = NativeCode::from_raw(code);
     Error::Native {
-        message: if message.trim().is_empty() {
-            code.description().to_owned()
-        } else {
-            message.to_owned()
-        },
-        code,
+        code: NativeCode::from_raw(code),
+        message: message.to_owned(),
     }
 }
 
 /// The error for a failed `metal_init`: no device is [`Error::Unavailable`] (so `auto`
 /// selection falls back to the CPU); anything else, e.g. a shader that does not compile,
-/// is [`Error::Native`]. A success code with no context (a bridge fault) counts as no
-/// device.
+/// is [`Error::Native`].
 #[cfg_attr(not(metal_bridge), allow(dead_code))]
 pub(crate) fn init_error(code: i32, message: &str) -> Error {
-    use metal_matmul_sys as sys;
-    if code == sys::METAL_ERROR_NO_DEVICE || code == sys::METAL_SUCCESS {
-        let reason = if message.trim().is_empty() {
-            NativeCode::NoDevice.description().to_owned()
-        } else {
-            message.to_owned()
-        };
+    if code == metal_matmul_sys::METAL_ERROR_NO_DEVICE {
         Error::Unavailable {
             backend: BackendKind::Metal,
-            reason,
+            reason: message.to_owned(),
         }
     } else {
         native_error(code, message)
@@ -116,7 +104,7 @@ mod tests {
     #[test]
     fn unknown_codes_are_kept_not_guessed() {
         for raw in [-9, -100, 1, 42, i32::MIN, i32::MAX] {
-            let err = native_error(raw, "");
+            let err = native_error(raw, "Unknown error");
             assert_eq!(
                 err,
                 Error::Native {
@@ -126,18 +114,6 @@ mod tests {
             );
             assert_eq!(NativeCode::Unknown(raw).raw(), raw);
         }
-    }
-
-    #[test]
-    fn an_empty_message_becomes_the_description() {
-        let err = native_error(sys::METAL_ERROR_KERNEL_TIMEOUT, "  ");
-        assert_eq!(
-            err,
-            Error::Native {
-                code: NativeCode::KernelTimeout,
-                message: "Kernel execution timeout".to_owned()
-            }
-        );
     }
 
     #[test]
@@ -162,10 +138,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            init_error(sys::METAL_SUCCESS, ""),
-            Error::Unavailable { .. }
-        ));
         assert!(matches!(
             init_error(sys::METAL_ERROR_SHADER_COMPILE, "log"),
             Error::Native {

@@ -28,7 +28,7 @@ use crate::backend::guarded_gpu_product;
 use crate::shape::{BRIDGE_MAX_DIM, DEFAULT_MAX_DIM};
 use crate::{
     Backend, BackendKind, DeviceInfo, Error, MatmulOptions, MatmulReport, Method, MethodPolicy,
-    NativeCode, Result, Shape,
+    Result, Shape,
 };
 
 /// What the bridge reports about one successful product.
@@ -77,7 +77,7 @@ impl MetalStatus {
 /// Apple silicon); otherwise they are copied through a bounded pool of reusable
 /// buffers ([`set_pool_limit`](Self::set_pool_limit), [`pool_stats`](Self::pool_stats)).
 /// A request whose buffers would not fit the device's working set is refused with
-/// [`NativeCode::OutOfMemory`] before anything is allocated.
+/// [`NativeCode::OutOfMemory`](crate::NativeCode::OutOfMemory) before anything is allocated.
 #[derive(Debug)]
 pub struct MetalBackend {
     inner: imp::Context,
@@ -128,13 +128,13 @@ impl MetalBackend {
 
     /// The method a call with `requested` would run for `shape`: the policy's choice
     /// for [`Method::Auto`], else `requested` if the device supports it, else
-    /// [`NativeCode::Unsupported`].
+    /// [`NativeCode::Unsupported`](crate::NativeCode::Unsupported).
     pub fn resolve(&self, requested: Method, shape: Shape) -> Result<Method> {
         resolve::resolve_method(requested, shape, &self.policy, |m| self.inner.supports(m))
     }
 
     /// Checks, without allocating, that a product of `shape` would be accepted: the
-    /// dimension limit, then the device's memory ([`NativeCode::OutOfMemory`] when A, B
+    /// dimension limit, then the device's memory ([`NativeCode::OutOfMemory`](crate::NativeCode::OutOfMemory) when A, B
     /// and C would not fit the recommended working set minus what is allocated, or one
     /// of them is over the device's largest buffer).
     pub fn check_fits(&self, shape: Shape) -> Result<()> {
@@ -156,7 +156,7 @@ impl MetalBackend {
 
     /// Compiles Metal Shading Language `source` and, when every kernel the bridge needs
     /// builds, replaces the running pipelines with it. A source that does not compile is
-    /// [`NativeCode::ShaderCompile`] with the compiler's log, and the pipelines in use
+    /// [`NativeCode::ShaderCompile`](crate::NativeCode::ShaderCompile) with the compiler's log, and the pipelines in use
     /// are kept. The source must define `matmul_simple` and `matmul_tiled`;
     /// `matmul_simdgroup` is optional. The crate's own kernels are
     /// `metal_matmul_sys::SHADER_SOURCE`.
@@ -182,11 +182,14 @@ impl MetalBackend {
         self.inner.pool_stats()
     }
 
-    /// For tests of fault recovery: makes the next product run on the GPU and then fail
-    /// as though its command buffer had completed with `code`, which must be
-    /// [`NativeCode::KernelTimeout`] or [`NativeCode::GpuFault`]. Real faults (e.g. the
+    /// For tests of fault recovery, with the `fault-injection` feature only (off by
+    /// default; not for production builds): makes the next product run on the GPU and
+    /// then fail as though its command buffer had completed with `code`, which must be
+    /// [`NativeCode::KernelTimeout`](crate::NativeCode::KernelTimeout) or [`NativeCode::GpuFault`](crate::NativeCode::GpuFault). Real faults (e.g. the
     /// GPU watchdog) cannot be provoked on demand.
-    pub fn inject_fault(&self, code: NativeCode) -> Result<()> {
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self, code: crate::NativeCode) -> Result<()> {
+        use crate::NativeCode;
         match code {
             NativeCode::KernelTimeout | NativeCode::GpuFault => self.inner.inject_fault(code),
             other => Err(Error::invalid(format!(

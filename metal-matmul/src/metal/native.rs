@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 
 use metal_matmul_sys as sys;
 
-use crate::{DeviceInfo, Error, GpuDetails, Method, NativeCode, Result};
+use crate::{DeviceInfo, Error, GpuDetails, Method, Result};
 
 use super::errors::{c_text, init_error, native_error};
 use super::{MetalStatus, Outcome, PoolStats};
@@ -31,6 +31,34 @@ type ErrorBuffer = [c_char; sys::METAL_ERROR_MESSAGE_LEN as usize];
 
 fn error_buffer() -> ErrorBuffer {
     [0; sys::METAL_ERROR_MESSAGE_LEN as usize]
+}
+
+/// Runs one bridge call that reports a `METAL_*` status and may write a message into
+/// the error buffer it is given (pointer and length), and turns the status into a
+/// `Result`: the bridge's one status-to-`Result` path, like git2's `call!` or openssl's
+/// `cvt`. `call` makes the FFI call; its `unsafe` block states why that is sound.
+fn call(call: impl FnOnce(*mut c_char, usize) -> i32) -> Result<()> {
+    let mut err = error_buffer();
+    let rc = call(err.as_mut_ptr(), err.len());
+    if rc == sys::METAL_SUCCESS {
+        Ok(())
+    } else {
+        Err(native_error(rc, &message(rc, &err)))
+    }
+}
+
+/// What the bridge wrote into `err` for status `rc`, or its own description of `rc`
+/// (`metal_error_string`) when it wrote nothing.
+fn message(rc: i32, err: &[c_char]) -> String {
+    let text = c_text(err);
+    if !text.trim().is_empty() {
+        return text;
+    }
+    // SAFETY: metal_error_string accepts any code and returns a pointer to a static,
+    // NUL-terminated string, never NULL.
+    unsafe { CStr::from_ptr(sys::metal_error_string(rc)) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn convert(info: &sys::MetalDeviceInfo) -> DeviceInfo {
@@ -97,15 +125,24 @@ impl Context {
                 err.len(),
             )
         };
+        // A success code with no context (a bridge fault) counts as no device.
+        let failure = |rc| {
+            let rc = if rc == sys::METAL_SUCCESS {
+                sys::METAL_ERROR_NO_DEVICE
+            } else {
+                rc
+            };
+            init_error(rc, &message(rc, &err))
+        };
         match NonNull::new(ptr) {
             Some(ptr) if rc == sys::METAL_SUCCESS => Ok(Self { ptr }),
             Some(ptr) => {
                 // Not the bridge's contract (it leaves *out NULL on failure), but never leak.
                 // SAFETY: the pointer came from metal_init and is released once, here.
                 unsafe { sys::metal_cleanup(ptr.as_ptr()) };
-                Err(init_error(rc, &c_text(&err)))
+                Err(failure(rc))
             }
-            None => Err(init_error(rc, &c_text(&err))),
+            None => Err(failure(rc)),
         }
     }
 
@@ -126,35 +163,16 @@ impl Context {
     }
 
     pub(super) fn check_request(&self, m: u32, k: u32, n: u32) -> Result<()> {
-        let mut err = error_buffer();
-        // SAFETY: `self.ptr` is live; `err` is writable for the length passed.
-        let rc = unsafe {
-            sys::metal_check_request(self.ptr.as_ptr(), m, k, n, err.as_mut_ptr(), err.len())
-        };
-        if rc == sys::METAL_SUCCESS {
-            Ok(())
-        } else {
-            Err(native_error(rc, &c_text(&err)))
-        }
+        // SAFETY: `self.ptr` is live; `call` passes a buffer writable for its length.
+        call(|err, len| unsafe { sys::metal_check_request(self.ptr.as_ptr(), m, k, n, err, len) })
     }
 
     pub(super) fn compile(&self, source: &CStr) -> Result<()> {
-        let mut err = error_buffer();
         // SAFETY: `self.ptr` is live; `source` is NUL-terminated and outlives the call;
-        // `err` is writable for the length passed.
-        let rc = unsafe {
-            sys::metal_compile_shaders(
-                self.ptr.as_ptr(),
-                source.as_ptr(),
-                err.as_mut_ptr(),
-                err.len(),
-            )
-        };
-        if rc == sys::METAL_SUCCESS {
-            Ok(())
-        } else {
-            Err(native_error(rc, &c_text(&err)))
-        }
+        // `call` passes a buffer writable for its length.
+        call(|err, len| unsafe {
+            sys::metal_compile_shaders(self.ptr.as_ptr(), source.as_ptr(), err, len)
+        })
     }
 
     pub(super) fn set_pool_limit(&self, bytes: u64) {
@@ -182,14 +200,11 @@ impl Context {
         }
     }
 
-    pub(super) fn inject_fault(&self, code: NativeCode) -> Result<()> {
-        // SAFETY: `self.ptr` is live.
-        let rc = unsafe { sys::metal_inject_fault(self.ptr.as_ptr(), code.raw()) };
-        if rc == sys::METAL_SUCCESS {
-            Ok(())
-        } else {
-            Err(native_error(rc, "the bridge refused the injected fault"))
-        }
+    #[cfg(feature = "fault-injection")]
+    pub(super) fn inject_fault(&self, code: crate::NativeCode) -> Result<()> {
+        // SAFETY: `self.ptr` is live. The call writes no message: `call`'s buffer stays
+        // empty and the error carries the code's description.
+        call(|_, _| unsafe { sys::metal_inject_fault(self.ptr.as_ptr(), code.raw()) })
     }
 
     /// Runs one product with a resolved method. The caller checked the slices against
@@ -208,12 +223,11 @@ impl Context {
             return Err(Error::invalid("slice lengths do not match the shape"));
         }
         let mut stats = sys::MetalMatmulStats::default();
-        let mut err = error_buffer();
         // SAFETY: a, b and c hold exactly m·k, k·n and m·n elements (checked above);
-        // `self.ptr` is live; `stats` and `err` are writable (err for the length passed).
-        // The bridge reads a and b and writes c only during the call (buffers that wrap
-        // them without copying are released before it returns).
-        let rc = unsafe {
+        // `self.ptr` is live; `stats` is writable and `call` passes a buffer writable for
+        // its length. The bridge reads a and b and writes c only during the call
+        // (buffers that wrap them without copying are released before it returns).
+        call(|err, len| unsafe {
             sys::metal_matmul(
                 self.ptr.as_ptr(),
                 a.as_ptr(),
@@ -224,19 +238,15 @@ impl Context {
                 n,
                 method,
                 &mut stats,
-                err.as_mut_ptr(),
-                err.len(),
+                err,
+                len,
             )
-        };
-        if rc == sys::METAL_SUCCESS {
-            Ok(Outcome {
-                gpu_seconds: stats.gpu_seconds,
-                zero_copy_inputs: stats.zero_copy_inputs != 0,
-                zero_copy_output: stats.zero_copy_output != 0,
-            })
-        } else {
-            Err(native_error(rc, &c_text(&err)))
-        }
+        })?;
+        Ok(Outcome {
+            gpu_seconds: stats.gpu_seconds,
+            zero_copy_inputs: stats.zero_copy_inputs != 0,
+            zero_copy_output: stats.zero_copy_output != 0,
+        })
     }
 }
 
@@ -244,5 +254,37 @@ impl Drop for Context {
     fn drop(&mut self) {
         // SAFETY: the context came from metal_init and is released exactly once, here.
         unsafe { sys::metal_cleanup(self.ptr.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NativeCode;
+
+    #[test]
+    fn a_status_becomes_a_result_with_the_bridges_message() {
+        assert_eq!(call(|_, _| sys::METAL_SUCCESS), Ok(()));
+        assert_eq!(
+            call(|_, _| sys::METAL_ERROR_UNSUPPORTED),
+            Err(Error::Native {
+                code: NativeCode::Unsupported,
+                message: "Method not supported on this device".to_owned()
+            })
+        );
+        let written = call(|err, len| {
+            assert_eq!(len, sys::METAL_ERROR_MESSAGE_LEN as usize);
+            // SAFETY: `call` passes a buffer writable for `len` (> 2) bytes.
+            unsafe { err.write(b'x' as c_char) };
+            sys::METAL_ERROR_GPU_FAULT
+        });
+        assert_eq!(
+            written,
+            Err(Error::Native {
+                code: NativeCode::GpuFault,
+                message: "x".to_owned()
+            })
+        );
+        assert_eq!(message(-100, &error_buffer()), "Unknown error");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::CStr;
 
-use crate::{BackendKind, DeviceInfo, Error, Method, NativeCode, Result};
+use crate::{BackendKind, DeviceInfo, Error, Method, Result};
 
 use super::{MetalStatus, Outcome, PoolStats};
 
@@ -62,7 +62,8 @@ impl Context {
         match *self {}
     }
 
-    pub(super) fn inject_fault(&self, _code: NativeCode) -> Result<()> {
+    #[cfg(feature = "fault-injection")]
+    pub(super) fn inject_fault(&self, _code: crate::NativeCode) -> Result<()> {
         match *self {}
     }
 

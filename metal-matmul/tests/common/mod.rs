@@ -10,7 +10,11 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 
-use metal_matmul::{CudaBackend, CudaStatus, MetalBackend, MetalStatus};
+use metal_matmul::numeric::DEFAULT_TOLERANCE;
+use metal_matmul::{
+    Backend, BackendKind, CudaBackend, CudaStatus, Error, MatmulOptions, MetalBackend, MetalStatus,
+    Method, NativeCode, Shape, random_matrix, verify,
+};
 
 /// Set to `1` to make a missing Metal device a test failure instead of a skip.
 pub const REQUIRE_METAL_ENV: &str = "FXN_REQUIRE_METAL";
@@ -48,6 +52,33 @@ pub fn metal_or_skip(test: &str) -> Option<MetalBackend> {
     match MetalBackend::new() {
         Ok(backend) => Some(backend),
         Err(err) => panic!("{test}: a Metal device answered but the backend did not open: {err}"),
+    }
+}
+
+/// Runs `shape` on a Metal backend with `method` forced and checks it against the f64 reference.
+pub fn check_metal(backend: &MetalBackend, method: Method, shape: Shape, seed: u64) {
+    let a = random_matrix(shape.m * shape.k, seed);
+    let b = random_matrix(shape.k * shape.n, seed + 1);
+    // Poison C: an element the kernel never writes stays NaN and fails verification.
+    let mut c = vec![f32::NAN; shape.m * shape.n];
+    let options = MatmulOptions {
+        method,
+        ..MatmulOptions::default()
+    };
+    let report = backend
+        .matmul_with(&a, &b, &mut c, shape, &options)
+        .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
+    assert_eq!(report.backend, BackendKind::Metal);
+    assert_eq!(report.method, method, "{shape}");
+    verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE)
+        .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
+}
+
+/// The code and message of a native (bridge) error; panics on anything else.
+pub fn native_code(result: Result<impl std::fmt::Debug, Error>) -> (NativeCode, String) {
+    match result {
+        Err(Error::Native { code, message }) => (code, message),
+        other => panic!("expected a native error, got {other:?}"),
     }
 }
 
