@@ -3,6 +3,12 @@
 //! The decision is made from `CARGO_CFG_TARGET_OS` (the target), never from
 //! `cfg!(target_os)` (the host running this script). Dependents learn whether the bridge
 //! was built from `DEP_METAL_MATMUL_BRIDGE` (`1` or `0`).
+//!
+//! The bridge (`native/`) and the kernels (`shaders/`) live at the workspace's top level;
+//! this package reaches them through the symlinks `native` and `shaders` in its own
+//! directory, which `cargo package` follows, so a published crate carries real copies.
+//! Where a checkout has no symlinks (Git on Windows without `core.symlinks`), the
+//! directories beside the package are used instead.
 
 use std::env;
 use std::fmt::Write as _;
@@ -14,20 +20,16 @@ include!("bindgen_config.rs");
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest
-        .parent()
-        .expect("the crate lives in the workspace")
-        .to_path_buf();
-    let native = root.join("native");
-    let shaders = root.join("shaders");
+    let native = source_dir(&manifest, "native");
+    let shaders = source_dir(&manifest, "shaders");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
 
-    println!("cargo:rerun-if-changed={}", native.display());
-    println!("cargo:rerun-if-changed={}", shaders.display());
+    println!("cargo::rerun-if-changed={}", native.display());
+    println!("cargo::rerun-if-changed={}", shaders.display());
     for file in list(&native, "").into_iter().chain(list(&shaders, "metal")) {
-        println!("cargo:rerun-if-changed={}", file.display());
+        println!("cargo::rerun-if-changed={}", file.display());
     }
-    println!("cargo:rerun-if-env-changed=FXN_DISABLE_METAL_BRIDGE");
+    println!("cargo::rerun-if-env-changed=FXN_DISABLE_METAL_BRIDGE");
 
     #[cfg(feature = "buildtime-bindgen")]
     metal_matmul_bindings(native.join("metal_matmul.h").to_str().expect("UTF-8 path"))
@@ -44,11 +46,11 @@ fn main() {
     let disabled = env::var_os("FXN_DISABLE_METAL_BRIDGE").is_some_and(|v| v != "0");
     let build_bridge = target_os == "macos" && !disabled;
     println!("cargo::rustc-check-cfg=cfg(metal_bridge)");
-    println!("cargo:bridge={}", u8::from(build_bridge));
+    println!("cargo::metadata=bridge={}", u8::from(build_bridge));
     if !build_bridge {
         return;
     }
-    println!("cargo:rustc-cfg=metal_bridge");
+    println!("cargo::rustc-cfg=metal_bridge");
 
     let mut bridge = cc::Build::new();
     bridge
@@ -68,8 +70,22 @@ fn main() {
         "Foundation",
         "CoreGraphics",
     ] {
-        println!("cargo:rustc-link-lib=framework={framework}");
+        println!("cargo::rustc-link-lib=framework={framework}");
     }
+}
+
+/// The directory `name` in the package (a published crate, or the symlink in the
+/// repository), else beside the package in the workspace.
+fn source_dir(manifest: &Path, name: &str) -> PathBuf {
+    let inside = manifest.join(name);
+    if inside.is_dir() {
+        return inside;
+    }
+    manifest
+        .parent()
+        .map(|root| root.join(name))
+        .filter(|beside| beside.is_dir())
+        .unwrap_or_else(|| panic!("no {name}/ in {} or beside it", manifest.display()))
 }
 
 /// The files in `dir` whose extension is `ext` (any extension when empty), sorted.

@@ -6,9 +6,9 @@
 fn main() {
     let compiler = cc::Build::new().cpp(true).get_compiler();
     println!(
-        "cargo:rustc-env=SHADER_EMU_DEFAULT_CXX={}",
+        "cargo::rustc-env=SHADER_EMU_DEFAULT_CXX={}",
         compiler.path().display()
     );
-    println!("cargo:rerun-if-env-changed=CXX");
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=CXX");
+    println!("cargo::rerun-if-changed=build.rs");
 }
