@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::cuda_or_skip;
+use common::{check_forced, cuda_or_skip};
 use metal_matmul::numeric::DEFAULT_TOLERANCE;
 use metal_matmul::verify;
 use metal_matmul::{
@@ -16,30 +16,12 @@ use metal_matmul::{
     MatmulOptions, Method, Shape, random_matrix, select,
 };
 
-/// Runs `shape` with `method` on poisoned C and checks it against the f64 reference;
-/// returns the scaled error.
+/// [`check_forced`] on a CUDA backend, which also reports GPU time; returns the scaled
+/// error.
 fn check(backend: &CudaBackend, method: Method, shape: Shape, seed: u64) -> f64 {
-    let a = random_matrix(shape.m * shape.k, seed);
-    let b = random_matrix(shape.k * shape.n, seed + 1);
-    // Poison C: an element the kernel never writes stays NaN and fails verification.
-    let mut c = vec![f32::NAN; shape.m * shape.n];
-    let options = MatmulOptions {
-        method,
-        ..MatmulOptions::default()
-    };
-    let report = backend
-        .matmul_detailed(&a, &b, &mut c, shape, &options)
-        .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
-    assert_eq!(report.report.backend, BackendKind::Cuda);
-    assert_eq!(report.report.method, method, "{shape}");
-    assert!(
-        report
-            .report
-            .gpu
-            .is_some_and(|g| g > std::time::Duration::ZERO)
-    );
-    verify::full(&a, &b, &c, shape, method.tolerance())
-        .unwrap_or_else(|e| panic!("{method} {shape}: {e}"))
+    let (report, err) = check_forced(backend, method, shape, seed);
+    assert!(report.gpu.is_some_and(|g| g > std::time::Duration::ZERO));
+    err
 }
 
 const SHAPES: &[(usize, usize, usize)] = &[

@@ -10,10 +10,9 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 
-use metal_matmul::numeric::DEFAULT_TOLERANCE;
 use metal_matmul::{
-    Backend, BackendKind, CudaBackend, CudaStatus, Error, MatmulOptions, MetalBackend, MetalStatus,
-    Method, NativeCode, Shape, random_matrix, verify,
+    Backend, CudaBackend, CudaStatus, Error, MatmulOptions, MatmulReport, MetalBackend,
+    MetalStatus, Method, NativeCode, Shape, random_matrix, verify,
 };
 
 /// Set to `1` to make a missing Metal device a test failure instead of a skip.
@@ -55,11 +54,18 @@ pub fn metal_or_skip(test: &str) -> Option<MetalBackend> {
     }
 }
 
-/// Runs `shape` on a Metal backend with `method` forced and checks it against the f64 reference.
-pub fn check_metal(backend: &MetalBackend, method: Method, shape: Shape, seed: u64) {
+/// Runs `shape` on `backend` with `method` forced, into a NaN-poisoned C (an element
+/// the kernel never writes fails verification), and checks every element against the
+/// f64 reference within the method's tolerance; returns the report and the largest
+/// scaled error. Panics, naming method and shape, on any failure.
+pub fn check_forced(
+    backend: &dyn Backend,
+    method: Method,
+    shape: Shape,
+    seed: u64,
+) -> (MatmulReport, f64) {
     let a = random_matrix(shape.m * shape.k, seed);
     let b = random_matrix(shape.k * shape.n, seed + 1);
-    // Poison C: an element the kernel never writes stays NaN and fails verification.
     let mut c = vec![f32::NAN; shape.m * shape.n];
     let options = MatmulOptions {
         method,
@@ -68,10 +74,16 @@ pub fn check_metal(backend: &MetalBackend, method: Method, shape: Shape, seed: u
     let report = backend
         .matmul_with(&a, &b, &mut c, shape, &options)
         .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
-    assert_eq!(report.backend, BackendKind::Metal);
+    assert_eq!(report.backend, backend.kind());
     assert_eq!(report.method, method, "{shape}");
-    verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE)
+    let err = verify::full(&a, &b, &c, shape, method.tolerance())
         .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
+    (report, err)
+}
+
+/// [`check_forced`] on a Metal backend.
+pub fn check_metal(backend: &MetalBackend, method: Method, shape: Shape, seed: u64) {
+    check_forced(backend, method, shape, seed);
 }
 
 /// The code and message of a native (bridge) error; panics on anything else.
