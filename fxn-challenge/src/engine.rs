@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use metal_matmul::numeric::first_non_finite;
 use metal_matmul::verify::{FreivaldsReport, freivalds};
-use metal_matmul::{Backend, BackendChoice, MatmulOptions, SelectOptions, Shape, select_with};
+use metal_matmul::{
+    Backend, BackendChoice, HostBuffer, MatmulOptions, SelectOptions, Shape, select_with,
+};
 
-use crate::random::{fresh_seed, random_matrix, seeded_rng};
+use crate::random::{fresh_seed, random_fill, seeded_rng};
 use crate::{BackendRequest, Challenge, ChallengeError, Limits, Operands, Outcome};
 
 /// `auto` runs on the GPU from this many rows of A on (upstream's threshold).
@@ -148,20 +150,32 @@ impl Engine {
             BackendRequest::Gpu => true,
             BackendRequest::Auto => shape.m >= self.config.gpu_min_size,
         };
-        let (a, b, seed) = match challenge.operands {
-            Operands::Random { size, seed } => {
-                let seed = seed.unwrap_or_else(fresh_seed);
-                let mut rng = seeded_rng(seed);
-                let a = random_matrix(&mut rng, size, size);
-                let b = random_matrix(&mut rng, size, size);
-                (a, b, Some(seed))
-            }
-            Operands::Given { a, b } => (a.data, b.data, None),
+        // Generated operands and C go in memory the backend that will run lends (pinned
+        // on CUDA: its copies then need no staging); given ones stay where parsed.
+        let host = match (want_gpu, self.gpu.as_deref()) {
+            (true, Some(gpu)) => gpu,
+            _ => self.cpu.as_ref(),
         };
-        let (_, _, len_c) = shape
+        let lend = |len: usize| {
+            host.host_buffer(len)
+                .map_err(|e| ChallengeError::Internal(e.to_string()))
+        };
+        let (len_a, len_b, len_c) = shape
             .lens()
             .map_err(|e| ChallengeError::invalid("payload", e.to_string()))?;
-        let mut c = vec![0.0f32; len_c];
+        let (a, b, seed) = match challenge.operands {
+            Operands::Random { seed, .. } => {
+                let seed = seed.unwrap_or_else(fresh_seed);
+                let mut rng = seeded_rng(seed);
+                let mut a = lend(len_a)?;
+                random_fill(&mut rng, &mut a);
+                let mut b = lend(len_b)?;
+                random_fill(&mut rng, &mut b);
+                (a, b, Some(seed))
+            }
+            Operands::Given { a, b } => (HostBuffer::from(a.data), HostBuffer::from(b.data), None),
+        };
+        let mut c = lend(len_c)?;
 
         let mut gpu_fallback = None;
         let mut ran = None;

@@ -9,7 +9,7 @@
 //! let body = br#"{"type":"MATRIX_MULTIPLICATION",
 //!                 "payload":{"matrixA":[[1,2],[3,4]],"matrixB":[[5,6],[7,8]]}}"#;
 //! let outcome = engine.run(parse_envelope(body, engine.limits())?)?;
-//! assert_eq!(outcome.c, [19.0, 22.0, 43.0, 50.0]);
+//! assert_eq!(&outcome.c[..], [19.0, 22.0, 43.0, 50.0]);
 //! assert_eq!(outcome.flops(), 16);
 //! let json = outcome.to_json(); // the response body
 //! # assert!(!json.is_empty());
@@ -40,7 +40,7 @@ pub use merkle::{BLOCK_VALUES, FIXED6_MAX_LEN, fixed6, merkle_root, write_fixed6
 /// Freivalds' check, as the engine runs it (`metal_matmul::verify`).
 pub use metal_matmul::verify::{FreivaldsReport, freivalds};
 pub use parse::Matrix;
-pub use random::{fresh_seed, random_matrix, seeded_rng};
+pub use random::{fresh_seed, random_fill, random_matrix, seeded_rng};
 pub use request::{
     BackendRequest, Challenge, MATRIX_MULTIPLICATION, MISSING_OPERANDS, Operands, parse_challenge,
     parse_envelope,

@@ -16,12 +16,20 @@ use rand_chacha::ChaCha8Rng;
 /// that piece's word, and `rng` ends where the sequential draw would have left it. The
 /// values are the same, bit for bit, as one thread drawing them in order.
 pub fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; rows * cols];
+    random_fill(rng, &mut out);
+    out
+}
+
+/// Fills `out` with the next `out.len()` values of `rng`, exactly as
+/// [`random_matrix`] draws a matrix of that many elements (same recipe, same parallel
+/// draw); for drawing into memory the caller already has, such as a backend's
+/// [`HostBuffer`](metal_matmul::HostBuffer).
+pub fn random_fill(rng: &mut ChaCha8Rng, out: &mut [f32]) {
     use rayon::prelude::*;
-    let len = rows * cols;
-    let mut out = vec![0.0f32; len];
-    if len <= PIECE_VALUES {
-        fill(rng, &mut out);
-        return out;
+    if out.len() <= PIECE_VALUES {
+        fill(rng, out);
+        return;
     }
     let start = rng.get_word_pos();
     out.par_chunks_mut(PIECE_VALUES)
@@ -31,8 +39,7 @@ pub fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> Vec<f32>
             local.set_word_pos(start + (i * PIECE_VALUES) as u128);
             fill(&mut local, piece);
         });
-    rng.set_word_pos(start + len as u128);
-    out
+    rng.set_word_pos(start + out.len() as u128);
 }
 
 /// Values drawn per task by [`random_matrix`] (4 MiB of f32).

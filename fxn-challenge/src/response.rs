@@ -4,7 +4,7 @@ use std::io;
 use std::time::Duration;
 
 use metal_matmul::verify::FreivaldsReport;
-use metal_matmul::{BackendKind, CudaFacts, DeviceInfo, Shape};
+use metal_matmul::{BackendKind, CudaFacts, DeviceInfo, HostBuffer, Shape};
 use serde::Serialize;
 use serde::ser::Serializer;
 
@@ -14,14 +14,14 @@ use crate::merkle::merkle_root;
 pub const MAX_SIZE_WITH_C: usize = 100;
 
 /// A computed challenge.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outcome {
     /// The product's shape.
     pub shape: Shape,
     /// `matrixSize`: `size`, or the rows of A.
     pub matrix_size: usize,
-    /// C, m×n row-major.
-    pub c: Vec<f32>,
+    /// C, m×n row-major, in memory the computing backend lent (pinned on CUDA).
+    pub c: HostBuffer,
     /// The backend that computed C.
     pub backend: BackendKind,
     /// Its device.

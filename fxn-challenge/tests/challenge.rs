@@ -561,7 +561,7 @@ fn a_gpu_error_falls_back_to_the_cpu() {
         ))
         .unwrap();
     assert_eq!(outcome.backend, BackendKind::Cpu);
-    assert_eq!(outcome.c, [19.0, 22.0, 43.0, 50.0]);
+    assert_eq!(&outcome.c[..], [19.0, 22.0, 43.0, 50.0]);
     assert!(
         outcome
             .gpu_fallback

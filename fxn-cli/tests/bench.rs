@@ -40,6 +40,7 @@ fn json_lists_every_case_checked() {
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["settings"]["host_memory"], "heap");
     let results = doc["results"].as_array().unwrap();
     // 4 shapes × 2 thread counts.
     assert_eq!(results.len(), 8);
@@ -82,6 +83,8 @@ fn rounds_pool_every_call_of_a_case() {
         "3",
         "--callers",
         "2",
+        "--host-memory",
+        "backend",
         "--json",
     ]);
     assert!(
@@ -91,6 +94,8 @@ fn rounds_pool_every_call_of_a_case() {
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["settings"]["rounds"], 3);
+    // The CPU backend lends heap memory; the cases run and check the same.
+    assert_eq!(doc["settings"]["host_memory"], "backend");
     let results = doc["results"].as_array().unwrap();
     // One result per case, not per round, each over the three rounds' calls.
     assert_eq!(results.len(), 2);

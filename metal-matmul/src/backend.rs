@@ -86,6 +86,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
         None
     }
 
+    /// `len` f32 of host memory suited to this backend's operands and results: pinned
+    /// memory on CUDA (copied by DMA with no staging), the heap elsewhere. See
+    /// [`HostBuffer`](crate::HostBuffer) for what its contents are.
+    fn host_buffer(&self, len: usize) -> Result<crate::HostBuffer> {
+        crate::HostBuffer::heap(len)
+    }
+
     /// `C = A·B` into `c`, with options; returns what ran and how long it took.
     ///
     /// `a` holds `m·k` elements, `b` `k·n` and `c` `m·n`, all row-major. `c` is

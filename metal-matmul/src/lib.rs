@@ -29,7 +29,7 @@
 //! # Safety
 //! `unsafe` is confined to the Metal backend's calls into the bridge, the CUDA backend's
 //! calls into the CUDA libraries (copies, launches, cuBLAS, NVRTC), reading CPU facts on
-//! macOS, and the CPU kernels' SIMD intrinsics (each behind a run-time feature check and
+//! macOS, allocating zeroed host memory ([`HostBuffer::heap`]), and the CPU kernels' SIMD intrinsics (each behind a run-time feature check and
 //! slice-length assertions); each block states why it is sound. Every argument is
 //! validated in Rust before the bridge or a CUDA library sees it.
 
@@ -38,6 +38,7 @@ mod cpu;
 mod cuda;
 mod device;
 mod error;
+mod host;
 mod metal;
 mod method;
 pub mod numeric;
@@ -54,6 +55,7 @@ pub use cuda::{
 };
 pub use device::{DeviceInfo, GpuDetails};
 pub use error::{CudaLibrary, Error, NativeCode, Result};
+pub use host::HostBuffer;
 pub use metal::{MetalBackend, MetalReport, MetalStatus, PoolStats};
 pub use method::{Method, MethodPolicy};
 pub use random::random_matrix;

@@ -80,6 +80,58 @@ fn large_products_are_staged_pinned_and_cut_into_blocks() {
 }
 
 #[test]
+fn operands_in_lent_pinned_memory_are_copied_in_place_and_buffers_reused() {
+    let Some(backend) = cuda_or_skip("operands_in_lent_pinned_memory_are_copied_in_place") else {
+        return;
+    };
+    let shape = Shape::new(1100, 300, 700);
+    let (va, vb) = (
+        random_matrix(shape.m * shape.k, 9),
+        random_matrix(shape.k * shape.n, 10),
+    );
+    let lend = |from: &[f32]| {
+        let mut h = backend.host_buffer(from.len()).unwrap();
+        assert!(h.is_pinned(), "{h:?}");
+        h.copy_from_slice(from);
+        h
+    };
+    let (a, b) = (lend(&va), lend(&vb));
+    for method in [Method::Cublas, Method::RegisterBlocked] {
+        let options = MatmulOptions {
+            method,
+            ..MatmulOptions::default()
+        };
+        // All three lent: nothing staged.
+        let mut c = backend.host_buffer(shape.m * shape.n).unwrap();
+        c.fill(f32::NAN);
+        let r = backend
+            .matmul_detailed(&a, &b, &mut c, shape, &options)
+            .unwrap();
+        assert!(r.in_place && !r.pinned, "{r:?}");
+        assert_eq!(r.blocks, 2, "{r:?}");
+        verify::full(&va, &vb, &c, shape, method.tolerance()).unwrap();
+        // A lent, B and C on the heap (staged).
+        let mut heap_c = vec![f32::NAN; shape.m * shape.n];
+        let r = backend
+            .matmul_detailed(&a, &vb, &mut heap_c, shape, &options)
+            .unwrap();
+        assert!(r.in_place && r.pinned, "{r:?}");
+        verify::full(&va, &vb, &heap_c, shape, method.tolerance()).unwrap();
+    }
+    // Nothing lent: staged as before.
+    let mut c = vec![f32::NAN; shape.m * shape.n];
+    let r = backend
+        .matmul_detailed(&va, &vb, &mut c, shape, &MatmulOptions::default())
+        .unwrap();
+    assert!(!r.in_place && r.pinned, "{r:?}");
+    // A buffer given back is lent again (page-locking is the slow part).
+    let at = a.as_ptr();
+    drop(a);
+    let again = backend.host_buffer(shape.m * shape.k).unwrap();
+    assert_eq!(again.as_ptr(), at);
+}
+
+#[test]
 fn small_blocks_and_every_staging_give_the_same_answer() {
     // Only the skip check: each staging below opens its own backend.
     let Some(_device) = cuda_or_skip("small_blocks_and_every_staging_give_the_same_answer") else {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use metal_matmul::{MatmulOptions, MatmulReport, Shape, verify};
+use metal_matmul::{HostBuffer, MatmulOptions, MatmulReport, Shape, verify};
 use serde::Serialize;
 
 use super::{Case, Opened, memory};
@@ -27,6 +27,19 @@ pub struct Settings {
     pub rounds: usize,
     /// Seed of the random matrices.
     pub seed: u64,
+    /// Where A, B and C live.
+    pub host_memory: HostMemory,
+}
+
+/// Where a case's A, B and C live in host memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostMemory {
+    /// Plain `Vec`s, as most callers hold them.
+    Heap,
+    /// Buffers the backend lends (`Backend::host_buffer`: pinned memory on CUDA), as
+    /// the challenge engine uses them; the operands are copied there untimed.
+    Backend,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -94,6 +107,8 @@ pub struct CudaSplit {
     pub kernel_gflops: f64,
     /// Operands were staged through pinned buffers.
     pub pinned: bool,
+    /// Some operand was copied in place from or into lent pinned memory.
+    pub in_place: bool,
     /// Row blocks the product was cut into.
     pub blocks: u32,
 }
@@ -180,7 +195,19 @@ pub fn run_case(
     let backend = opened.backend.as_ref();
     let (a, b) = random_operands(shape, Some(settings.seed))?;
     let (_, _, len_c) = shape.lens()?;
-    let mut c = vec![f32::NAN; len_c];
+    let (a, b, mut c) = match settings.host_memory {
+        HostMemory::Heap => (a.into(), b.into(), HostBuffer::from(vec![f32::NAN; len_c])),
+        HostMemory::Backend => {
+            let lent = |from: &[f32]| -> CliResult<HostBuffer> {
+                let mut h = backend.host_buffer(from.len())?;
+                h.copy_from_slice(from);
+                Ok(h)
+            };
+            let mut c = backend.host_buffer(len_c)?;
+            c.fill(f32::NAN);
+            (lent(&a)?, lent(&b)?, c)
+        }
+    };
     let options = MatmulOptions {
         method: case.method,
         check_finite: false,
@@ -227,6 +254,7 @@ pub fn run_case(
                     to_host_ms: f64::NAN,
                     kernel_gflops: f64::NAN,
                     pinned: r.pinned,
+                    in_place: r.in_place,
                     blocks: r.blocks,
                 });
                 reports.push(r.report);

@@ -72,6 +72,10 @@ pub struct Args {
     /// Seed for the random matrices.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Where A, B and C live: heap (`Vec`s) or backend (memory the backend lends,
+    /// pinned on CUDA, as the challenge engine uses it).
+    #[arg(long, value_enum, default_value = "heap")]
+    host_memory: measure::HostMemory,
     /// Print one versioned JSON document instead of the table.
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -137,6 +141,7 @@ pub fn run(args: &Args) -> CliResult {
         callers: args.callers.map(usize::from),
         rounds: args.rounds as usize,
         seed: args.seed,
+        host_memory: args.host_memory,
     };
     let mut progress = progress::Progress::new(cases.len() * settings.rounds);
     let mut results: Vec<measure::CaseResult> = Vec::with_capacity(cases.len());

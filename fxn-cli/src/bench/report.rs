@@ -176,7 +176,11 @@ pub fn table(r: &BenchReport) -> String {
                     row.push(format!("{:.3}", k.to_host_ms));
                     row.push(format!(
                         "{}{}",
-                        if k.pinned { "pinned" } else { "pageable" },
+                        match (k.in_place, k.pinned) {
+                            (true, _) => "lent",
+                            (false, true) => "pinned",
+                            (false, false) => "pageable",
+                        },
                         if k.blocks > 1 {
                             format!(" ×{}", k.blocks)
                         } else {

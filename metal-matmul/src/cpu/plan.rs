@@ -7,7 +7,7 @@
 
 use super::features::CpuFeatures;
 use super::kernels::blocked::{MR_AVX2, MR_AVX512};
-use super::kernels::{Isa, Kernel, few_rows, gemv, narrow};
+use super::kernels::{Isa, Kernel, few_rows, gemv, narrow, small};
 use crate::Shape;
 
 /// What to run for one product: a one-thread kernel and the split that runs it.
@@ -57,7 +57,7 @@ pub(crate) enum Split {
 }
 
 /// A GEMM gets one thread per this many floating-point operations, up to the workers.
-const MIN_FLOPS_PER_THREAD: f64 = 4.0e6;
+const MIN_FLOPS_PER_THREAD: f64 = 2.0e6;
 
 /// A vector shape (memory-bound) gets one thread per this many elements of its matrix.
 const MIN_ELEMENTS_PER_THREAD: f64 = 65_536.0;
@@ -83,6 +83,9 @@ const SPLIT_TALL_MIN_ROWS: usize = 1024;
 
 /// The fewest rows of C per thread a long-k row split gives the blocked kernel.
 const SPLIT_BLOCKED_MIN_ROWS: usize = 64;
+
+/// The most floats of B the small kernel takes (16 KiB: half of an L1 data cache).
+const SMALL_MAX_B: usize = 4096;
 
 /// The fewest rows of C the narrow kernel takes.
 const NARROW_MIN_ROWS: usize = 512;
@@ -203,6 +206,7 @@ fn row_blocks(shape: Shape, threads: usize, per_thread: usize, features: &CpuFea
     let unit = match kernel {
         Kernel::Blocked(Isa::Avx512) => MR_AVX512,
         Kernel::Blocked(Isa::Avx2) => MR_AVX2,
+        Kernel::Small => small::MR,
         _ => 16,
     };
     let rows = shape.m.div_ceil(unit).div_ceil(blocks) * unit;
@@ -220,9 +224,11 @@ fn rows_split(threads: usize, rows: usize, caller_joins: bool) -> Split {
     }
 }
 
-/// The kernel for a one-thread product of `shape`: narrow, blocked, or faer.
+/// The kernel for a one-thread product of `shape`: small, narrow, blocked, or faer.
 fn one_thread_kernel(shape: Shape, features: &CpuFeatures) -> Kernel {
-    if use_narrow(shape, features) {
+    if use_small(shape, features) {
+        Kernel::Small
+    } else if use_narrow(shape, features) {
         Kernel::Narrow
     } else if let Some(isa) = blocked_isa(shape, features) {
         Kernel::Blocked(isa)
@@ -240,6 +246,13 @@ fn blocked_isa(shape: Shape, features: &CpuFeatures) -> Option<Isa> {
         Isa::Avx512 => (m >= 16 && k >= 256 && n >= 640).then_some(Isa::Avx512),
         Isa::Avx2 => (m >= 64 && k >= 512 && n >= 512).then_some(Isa::Avx2),
     }
+}
+
+/// Whether a one-thread product takes the small kernel: B of at most
+/// [`SMALL_MAX_B`] floats, on a CPU whose widest ISA of ours is AVX2 (on AVX-512 CPUs
+/// it was not measured, and faer keeps these shapes).
+fn use_small(shape: Shape, features: &CpuFeatures) -> bool {
+    Isa::best(features) == Some(Isa::Avx2) && shape.k * shape.n <= SMALL_MAX_B
 }
 
 /// Whether a one-thread product takes the narrow kernel (AVX-512 only): C of at most
@@ -325,7 +338,7 @@ mod tests {
     #[test]
     fn a_table_of_shapes_gets_its_plans() {
         use Isa::{Avx2 as A2, Avx512 as A5};
-        use Kernel::{Blocked, Faer, FewRows, MatVec, Narrow, VecMat};
+        use Kernel::{Blocked, Faer, FewRows, MatVec, Narrow, Small, VecMat};
         let s = Shape::new;
         let inner = |kernel, threads, depth| Plan {
             kernel,
@@ -336,9 +349,16 @@ mod tests {
             split: Split::Faer { threads },
         };
         let table: &[(Shape, usize, CpuFeatures, Plan)] = &[
-            // Small squares: faer on one thread everywhere.
+            // Small squares: faer on one thread, except where B fits the small kernel
+            // on an AVX2 CPU.
             (s(64, 64, 64), 1, AVX512, one(Faer)),
+            (s(64, 64, 64), 1, AVX2, one(Small)),
+            (s(64, 64, 64), 1, NEON, one(Faer)),
+            (s(65, 65, 65), 1, AVX2, one(Faer)),
             (s(256, 256, 256), 1, AVX2, one(Faer)),
+            // A long A with a small B: row blocks through the small kernel.
+            (s(1000, 64, 64), 2, AVX2, rows(Small, 2, 504, true)),
+            (s(1000, 64, 64), 2, AVX512, rows(Faer, 2, 512, true)),
             (s(256, 256, 256), 1, NEON, one(Faer)),
             // Large products: the blocked kernel in the widest ISA, faer on aarch64.
             (s(1000, 1000, 1000), 1, AVX512, one(Blocked(A5))),
@@ -454,7 +474,8 @@ mod tests {
     #[test]
     fn thread_count_follows_the_work() {
         assert_eq!(threads_for(Shape::square(64), 8), 1);
-        assert_eq!(threads_for(Shape::square(128), 8), 1);
+        assert_eq!(threads_for(Shape::square(112), 8), 1);
+        assert_eq!(threads_for(Shape::square(128), 8), 2);
         assert_eq!(threads_for(Shape::square(4096), 8), 8);
         // Vector shapes count the matrix streamed, not the flops.
         assert_eq!(threads_for(Shape::new(1, 128, 256), 8), 1);

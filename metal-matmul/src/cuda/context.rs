@@ -5,6 +5,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, sys};
 
 use super::compile::{self, Kernels};
+use super::host::HostPool;
 use super::lane::Lanes;
 use super::policy::Plan;
 use super::report::cores_per_sm;
@@ -22,6 +23,7 @@ pub(super) struct Context {
     kernels: Kernels,
     facts: CudaFacts,
     lanes: Lanes,
+    host: Arc<HostPool>,
 }
 
 pub(super) fn probe() -> CudaStatus {
@@ -73,6 +75,7 @@ impl Context {
         let facts = read_facts(&ctx)?;
         let kernels = Kernels::load(&ctx, &facts.arch)?;
         Ok(Self {
+            host: HostPool::new(&ctx),
             ctx,
             kernels,
             facts,
@@ -107,7 +110,12 @@ impl Context {
     }
 
     pub(super) fn drain_pool(&self) -> u64 {
+        self.host.drain();
         self.lanes.drain()
+    }
+
+    pub(super) fn lend(&self, len: usize) -> Result<crate::HostBuffer> {
+        self.host.lend(len).map(crate::HostBuffer::pinned)
     }
 
     pub(super) fn matmul(
@@ -119,6 +127,7 @@ impl Context {
         method: Method,
         plan: Plan,
     ) -> Result<Timing> {
+        let in_place = [self.host.holds(a), self.host.holds(b), self.host.holds(c)];
         let mut taken = self.lanes.take(&self.ctx)?;
         let timing = schedule::run(
             &self.ctx,
@@ -128,6 +137,7 @@ impl Context {
             shape,
             method,
             plan,
+            in_place,
         )?;
         taken.keep();
         Ok(timing)

@@ -62,15 +62,15 @@ impl Lane {
         })
     }
 
-    /// Makes the device buffers (and, with `pinned`, the staging buffers) large enough
-    /// for `shape`. Device memory is checked first: when the buffers to grow would not
+    /// Makes the device buffers (and the staging buffers of the operands `staged` names,
+    /// A, B, C) large enough for `shape`. Device memory is checked first: when the buffers to grow would not
     /// fit the free memory (what they replace counted as free), nothing is allocated
     /// and the error is `CUDA_ERROR_OUT_OF_MEMORY`.
     pub(super) fn reserve(
         &mut self,
         ctx: &Arc<CudaContext>,
         shape: Shape,
-        pinned: bool,
+        staged: [bool; 3],
     ) -> Result<()> {
         let (la, lb, lc) = shape.lens()?;
         let lens = [la, lb, lc];
@@ -92,12 +92,10 @@ impl Lane {
                 }
             }
         }
-        if pinned {
-            for (i, (buf, &len)) in self.pinned.iter_mut().zip(&lens).enumerate() {
-                if buf.as_ref().map_or(0, PinnedBuffer::len) < len {
-                    *buf = None;
-                    *buf = Some(PinnedBuffer::alloc(ctx, len, i < 2)?);
-                }
+        for (i, (buf, &len)) in self.pinned.iter_mut().zip(&lens).enumerate() {
+            if staged[i] && buf.as_ref().map_or(0, PinnedBuffer::len) < len {
+                *buf = None;
+                *buf = Some(PinnedBuffer::alloc(ctx, len, i < 2)?);
             }
         }
         Ok(())

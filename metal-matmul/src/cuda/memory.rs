@@ -97,6 +97,13 @@ impl PinnedBuffer {
         })
     }
 
+    /// The elements.
+    pub(super) fn as_slice(&self) -> &[f32] {
+        // SAFETY: `ptr` holds `len` initialised f32 (zeroed at allocation) that live as
+        // long as `self`; `&self` gives shared access only.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
     /// The elements, writable.
     pub(super) fn as_mut_slice(&mut self) -> &mut [f32] {
         // SAFETY: as above, exclusive through `&mut self`.

@@ -13,6 +13,8 @@ mod context;
 #[cfg(not(target_os = "macos"))]
 mod errors;
 #[cfg(not(target_os = "macos"))]
+mod host;
+#[cfg(not(target_os = "macos"))]
 mod lane;
 #[cfg(not(target_os = "macos"))]
 mod memory;
@@ -31,6 +33,9 @@ use stub as imp;
 mod policy;
 mod report;
 
+#[cfg(not(target_os = "macos"))]
+pub(crate) use host::Lent;
+
 use std::time::Instant;
 
 pub use policy::{CudaPolicy, CudaStaging};
@@ -39,7 +44,8 @@ pub use report::{CudaFacts, CudaReport, CudaStatus, cores_per_sm};
 use crate::backend::guarded_gpu_product;
 use crate::shape::DEFAULT_MAX_DIM;
 use crate::{
-    Backend, BackendKind, DeviceInfo, Error, MatmulOptions, MatmulReport, Method, Result, Shape,
+    Backend, BackendKind, DeviceInfo, Error, HostBuffer, MatmulOptions, MatmulReport, Method,
+    Result, Shape,
 };
 
 /// The largest dimension CUDA takes: cuBLAS and the kernels use 32-bit dimensions.
@@ -160,9 +166,19 @@ impl CudaBackend {
         self.inner.check_memory(bytes)
     }
 
-    /// Releases every idle lane's buffers; returns the device bytes released.
+    /// Releases every idle lane's buffers and the pinned host buffers not lent; returns
+    /// the device bytes released.
     pub fn drain_pool(&self) -> u64 {
         self.inner.drain_pool()
+    }
+
+    /// `len` f32 of pinned host memory from the backend's pool, or
+    /// [`Error::Cuda`] when the driver cannot page-lock them. Products whose A, B or C
+    /// lie in such buffers skip the CPU's staging copy (see [`HostBuffer`]). A new
+    /// buffer costs the driver's page-locking (about as long as writing it); one given
+    /// back is kept for the next loan.
+    pub fn pinned_buffer(&self, len: usize) -> Result<HostBuffer> {
+        self.inner.lend(len)
     }
 
     /// `C = A·B` like [`Backend::matmul_with`], with where the time went: copies in,
@@ -194,6 +210,7 @@ impl CudaBackend {
             kernel: timing.kernel,
             to_host: timing.to_host,
             pinned: timing.pinned,
+            in_place: timing.in_place,
             blocks: timing.blocks,
         })
     }
@@ -214,6 +231,15 @@ impl Backend for CudaBackend {
 
     fn as_cuda(&self) -> Option<&CudaBackend> {
         Some(self)
+    }
+
+    /// Pinned memory from the pool ([`pinned_buffer`](CudaBackend::pinned_buffer)); heap
+    /// memory, with a warning logged, when the driver cannot page-lock more.
+    fn host_buffer(&self, len: usize) -> Result<HostBuffer> {
+        self.pinned_buffer(len).or_else(|e| {
+            log::warn!("CUDA: {len} f32 of pinned host memory not available ({e}); using the heap");
+            HostBuffer::heap(len)
+        })
     }
 
     fn matmul_with(

@@ -22,7 +22,7 @@ pub struct CudaPolicy {
 impl Default for CudaPolicy {
     fn default() -> Self {
         Self {
-            cublas_min_dim: 64,
+            cublas_min_dim: 256,
             tiled_min_dim: 16,
         }
     }
@@ -131,7 +131,9 @@ mod tests {
     fn auto_prefers_cublas_and_never_tf32() {
         let p = CudaPolicy::default();
         assert_eq!(p.choose(Shape::square(8192)), Method::Cublas);
-        assert_eq!(p.choose(Shape::new(1, 64, 1)), Method::Cublas);
+        assert_eq!(p.choose(Shape::new(1, 256, 1)), Method::Cublas);
+        assert_eq!(p.choose(Shape::new(8, 512, 512)), Method::Cublas);
+        assert_eq!(p.choose(Shape::square(128)), Method::Tiled);
         assert_eq!(p.choose(Shape::square(32)), Method::Tiled);
         assert_eq!(p.choose(Shape::new(32, 8, 32)), Method::Simple);
         for size in [1, 7, 100, 4096] {

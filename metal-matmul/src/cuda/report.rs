@@ -123,8 +123,11 @@ pub struct CudaReport {
     pub kernel: Duration,
     /// Device→host copies (C).
     pub to_host: Duration,
-    /// Operands were staged through pinned buffers.
+    /// Operands were staged through pinned buffers (copied there by the CPU).
     pub pinned: bool,
+    /// Some operand was copied straight from or into pinned memory the backend lent
+    /// ([`CudaBackend::pinned_buffer`](crate::CudaBackend::pinned_buffer)), with no staging.
+    pub in_place: bool,
     /// Row blocks the product was cut into (1: no overlap).
     pub blocks: u32,
 }

@@ -6,8 +6,9 @@
 //! the copy-in stream, the compute stream waits for them and multiplies, and the
 //! copy-out stream waits for that and brings the block of C back. The CPU stages the
 //! next block of A meanwhile, and once all are queued it unstages the blocks of C as
-//! they arrive. With one block and no pinned staging this is the plain
-//! copy-multiply-copy.
+//! they arrive. An operand that lies in pinned memory the backend lent is not staged:
+//! the DMA engines read or write it in place. With one block and no pinned staging this
+//! is the plain copy-multiply-copy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub(crate) struct Timing {
     pub kernel: Duration,
     pub to_host: Duration,
     pub pinned: bool,
+    pub in_place: bool,
     pub blocks: u32,
 }
 
@@ -100,9 +102,11 @@ fn upload(
         };
         let start = event(ctx, stream)?;
         // SAFETY: `dst + offset` has room for `part.len()` elements (the lane reserved
-        // the whole operand). A pinned source is the lane's buffer, which outlives the
+        // the whole operand). A staged source is the lane's buffer, which outlives the
         // copy (the lane synchronises before it frees or reuses it); a pageable
-        // source is read before the call returns (CUDA's pageable-copy rule).
+        // source is read before the call returns (CUDA's pageable-copy rule); a
+        // source in lent pinned memory is the caller's slice, borrowed until
+        // `run_inner` has synchronised every stream (or `run` has quiesced them).
         unsafe { result::memcpy_htod_async(dst + 4 * offset as u64, from, stream.cu_stream()) }
             .map_err(|e| errors::driver("queueing a host-to-device copy", e))?;
         spans.push(Span {
@@ -206,7 +210,9 @@ fn dim(v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::invalid(format!("{v} is over CUDA's 32-bit dimensions")))
 }
 
-/// Runs `C = A·B` (shape not degenerate, slices already validated) on `lane`.
+/// Runs `C = A·B` (shape not degenerate, slices already validated) on `lane`;
+/// `in_place` says which of A, B and C lie in lent pinned memory.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     ctx: &Arc<CudaContext>,
     lane: &mut Lane,
@@ -215,8 +221,9 @@ pub(super) fn run(
     shape: Shape,
     method: Method,
     plan: Plan,
+    in_place: [bool; 3],
 ) -> Result<Timing> {
-    let result = run_inner(ctx, lane, kernels, (a, b, c), shape, method, plan);
+    let result = run_inner(ctx, lane, kernels, (a, b, c), shape, method, plan, in_place);
     if result.is_err() {
         // Nothing queued may still touch the lane's buffers when the caller drops it.
         lane.quiesce();
@@ -224,6 +231,7 @@ pub(super) fn run(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_inner(
     ctx: &Arc<CudaContext>,
     lane: &mut Lane,
@@ -232,13 +240,15 @@ fn run_inner(
     shape: Shape,
     method: Method,
     plan: Plan,
+    in_place: [bool; 3],
 ) -> Result<Timing> {
     ctx.bind_to_thread()
         .map_err(|e| errors::driver("binding the context", e))?;
     let Shape { m, k, n } = shape;
     let (ki, ni) = (dim(k)?, dim(n)?);
     dim(m)?;
-    lane.reserve(ctx, shape, plan.pinned)?;
+    let staged = in_place.map(|direct| plan.pinned && !direct);
+    lane.reserve(ctx, shape, staged)?;
     let Lane {
         copy_in,
         compute,
@@ -252,22 +262,21 @@ fn run_inner(
     };
     let (da, db, dc) = (da.at(0), db.at(0), dc.at(0));
     let [pa, pb, pc] = pinned;
-    let on = plan.pinned;
 
     let mut to_device = upload(
         ctx,
         copy_in,
         b,
         db,
-        stage(pb, on),
-        if plan.pinned { B_PIECES } else { 1 },
+        stage(pb, staged[1]),
+        if staged[1] { B_PIECES } else { 1 },
     )?;
     let b_ready = event(ctx, copy_in)?;
     wait(compute, &b_ready)?;
 
     let rows = plan.chunk_rows.clamp(1, m);
-    let mut pa_stage = stage(pa, on);
-    let mut pc_stage = stage(pc, on);
+    let mut pa_stage = stage(pa, staged[0]);
+    let mut pc_stage = stage(pc, staged[2]);
     let mut kernel_spans = Vec::new();
     let mut blocks = Vec::new();
     for r0 in (0..m).step_by(rows) {
@@ -311,7 +320,9 @@ fn run_inner(
             None => {
                 let dst = &mut c[r0 * n..r1 * n];
                 // SAFETY: a pageable destination is written before the call returns
-                // (CUDA's pageable-copy rule), so `c` is not touched after this.
+                // (CUDA's pageable-copy rule); one in lent pinned memory is the
+                // caller's `c`, borrowed mutably until every stream is synchronised
+                // below (or quiesced by `run` on an error).
                 unsafe { result::memcpy_dtoh_async(dst, src, copy_out.cu_stream()) }
             }
         }
@@ -349,7 +360,8 @@ fn run_inner(
         to_device: total(&mut to_device.iter())?,
         kernel: total(&mut kernel_spans.iter())?,
         to_host: total(&mut blocks.iter().map(|(_, _, s)| s))?,
-        pinned: plan.pinned,
+        pinned: staged.contains(&true),
+        in_place: in_place.contains(&true),
         blocks: blocks.len() as u32,
     })
 }

@@ -17,6 +17,7 @@ pub(crate) struct Timing {
     pub kernel: std::time::Duration,
     pub to_host: std::time::Duration,
     pub pinned: bool,
+    pub in_place: bool,
     pub blocks: u32,
 }
 
@@ -52,6 +53,10 @@ impl Context {
     }
 
     pub(super) fn drain_pool(&self) -> u64 {
+        match *self {}
+    }
+
+    pub(super) fn lend(&self, _len: usize) -> Result<crate::HostBuffer> {
         match *self {}
     }
 

@@ -58,6 +58,7 @@ fn kernels() -> Vec<(Kernel, usize, usize)> {
         (Kernel::Blocked(Isa::Avx512), usize::MAX, usize::MAX),
         (Kernel::Blocked(Isa::Avx2), usize::MAX, usize::MAX),
         (Kernel::Narrow, usize::MAX, narrow::MAX_N),
+        (Kernel::Small, usize::MAX, usize::MAX),
         (Kernel::FewRows(Isa::Avx512), few_rows::MAX_M, usize::MAX),
         (Kernel::FewRows(Isa::Avx2), few_rows::MAX_M, usize::MAX),
         (Kernel::MatVec, usize::MAX, 1),
