@@ -1,12 +1,10 @@
 //! What the tests of the CPU kernels share: their operands and the check of a product.
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
 use super::{Dims, Isa, Kernel, few_rows, narrow};
 use crate::Shape;
 use crate::cpu::features::CpuFeatures;
-use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
+use crate::numeric::DEFAULT_TOLERANCE;
+use crate::verify::full as verify_product;
 
 /// Whether this CPU runs the AVX-512 kernels; when not, prints why the calling test is
 /// skipped.
@@ -28,12 +26,13 @@ pub(in crate::cpu) fn patterned(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<
     (a, b)
 }
 
-/// A (m×k) and B (k×n) of uniform random values in [−1, 1), drawn from `seed`.
+/// A (m×k) and B (k×n) of uniform random values in [−1, 1), drawn from `seed`
+/// ([`random_matrix`](crate::random_matrix), B from the next seed).
 pub(in crate::cpu) fn random(seed: u64, m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut draw =
-        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
-    (draw(m * k), draw(k * n))
+    (
+        crate::random_matrix(m * k, seed),
+        crate::random_matrix(k * n, seed.wrapping_add(1)),
+    )
 }
 
 /// Runs `product` from A and B into a C filled with NaN first (so an element it never

@@ -242,7 +242,8 @@ mod tests {
     use super::*;
     use crate::Shape;
     use crate::cpu::kernels::tests::{check_product, random};
-    use crate::numeric::{DEFAULT_TOLERANCE, verify_product};
+    use crate::numeric::DEFAULT_TOLERANCE;
+    use crate::verify::full as verify_product;
 
     #[test]
     fn matrix_vector_matches_the_reference() {
