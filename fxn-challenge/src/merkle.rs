@@ -81,30 +81,33 @@ pub fn write_fixed6(value: f32, out: &mut [u8; FIXED6_MAX_LEN]) -> usize {
 
 /// Writes the decimal digits of `value` at the start of `out`; returns their count.
 fn write_digits(mut value: u64, out: &mut [u8]) -> usize {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
+    write_digits_with(out, || {
+        let digit = (value % 10) as u8;
         value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    let count = digits.len() - start;
-    out[..count].copy_from_slice(&digits[start..]);
-    count
+        (digit, value == 0)
+    })
 }
 
 /// [`write_digits`] for integers of 2^64 and more.
 fn write_digits_u128(mut value: u128, out: &mut [u8]) -> usize {
+    write_digits_with(out, || {
+        let digit = (value % 10) as u8;
+        value /= 10;
+        (digit, value == 0)
+    })
+}
+
+/// Writes the digits `next` yields, lowest first until it says it is done (at most 40:
+/// a u128 has 39), at the start of `out`, highest first; returns their count.
+#[inline(always)]
+fn write_digits_with(out: &mut [u8], mut next: impl FnMut() -> (u8, bool)) -> usize {
     let mut digits = [0u8; 40];
     let mut start = digits.len();
     loop {
         start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
+        let (digit, done) = next();
+        digits[start] = b'0' + digit;
+        if done {
             break;
         }
     }

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{DeviceInfo, Method, Result, Shape};
 
-pub(crate) use schedule::Timing;
+use super::report::Timing;
 
 /// An open device: its context, compiled kernels, facts and lanes.
 #[derive(Debug)]
@@ -129,16 +129,16 @@ impl Context {
     ) -> Result<Timing> {
         let in_place = [self.host.holds(a), self.host.holds(b), self.host.holds(c)];
         let mut taken = self.lanes.take(&self.ctx)?;
-        let timing = schedule::run(
-            &self.ctx,
-            taken.lane(),
-            &self.kernels,
-            (a, b, c),
+        let job = schedule::Job {
+            a,
+            b,
+            c,
             shape,
             method,
             plan,
             in_place,
-        )?;
+        };
+        let timing = schedule::run(&self.ctx, taken.lane(), &self.kernels, job)?;
         taken.keep();
         Ok(timing)
     }

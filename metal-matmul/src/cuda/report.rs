@@ -107,6 +107,19 @@ pub fn cores_per_sm(major: u32, minor: u32) -> Option<u32> {
     })
 }
 
+/// Where one call's time went, as the schedule measured it (CUDA events, summed over
+/// the row blocks); [`CudaReport`] carries it to the caller.
+#[derive(Debug, Clone, Copy, Default)]
+#[cfg_attr(target_os = "macos", allow(dead_code))]
+pub(crate) struct Timing {
+    pub to_device: Duration,
+    pub kernel: Duration,
+    pub to_host: Duration,
+    pub pinned: bool,
+    pub in_place: bool,
+    pub blocks: u32,
+}
+
 /// A [`MatmulReport`] with what only CUDA reports: where one call's time went.
 ///
 /// Times come from CUDA events around each operation, summed over the row blocks when

@@ -24,18 +24,8 @@ use super::errors;
 use super::lane::Lane;
 use super::memory::PinnedBuffer;
 use super::policy::Plan;
+use super::report::Timing;
 use crate::{Error, Method, Result, Shape};
-
-/// Where one call's time went (CUDA events, summed over blocks).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Timing {
-    pub to_device: Duration,
-    pub kernel: Duration,
-    pub to_host: Duration,
-    pub pinned: bool,
-    pub in_place: bool,
-    pub blocks: u32,
-}
 
 /// Pieces B is uploaded in when staged.
 const B_PIECES: usize = 4;
@@ -210,20 +200,27 @@ fn dim(v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::invalid(format!("{v} is over CUDA's 32-bit dimensions")))
 }
 
-/// Runs `C = A·B` (shape not degenerate, slices already validated) on `lane`;
-/// `in_place` says which of A, B and C lie in lent pinned memory.
-#[allow(clippy::too_many_arguments)]
+/// One product for [`run`]: the operands (shape not degenerate, slices already
+/// validated), what runs, how operands travel, and which of A, B and C lie in lent
+/// pinned memory.
+pub(super) struct Job<'a> {
+    pub a: &'a [f32],
+    pub b: &'a [f32],
+    pub c: &'a mut [f32],
+    pub shape: Shape,
+    pub method: Method,
+    pub plan: Plan,
+    pub in_place: [bool; 3],
+}
+
+/// Runs `job` on `lane`; on an error, waits for whatever it queued before returning.
 pub(super) fn run(
     ctx: &Arc<CudaContext>,
     lane: &mut Lane,
     kernels: &Kernels,
-    (a, b, c): (&[f32], &[f32], &mut [f32]),
-    shape: Shape,
-    method: Method,
-    plan: Plan,
-    in_place: [bool; 3],
+    job: Job<'_>,
 ) -> Result<Timing> {
-    let result = run_inner(ctx, lane, kernels, (a, b, c), shape, method, plan, in_place);
+    let result = run_inner(ctx, lane, kernels, job);
     if result.is_err() {
         // Nothing queued may still touch the lane's buffers when the caller drops it.
         lane.quiesce();
@@ -231,17 +228,21 @@ pub(super) fn run(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_inner(
     ctx: &Arc<CudaContext>,
     lane: &mut Lane,
     kernels: &Kernels,
-    (a, b, c): (&[f32], &[f32], &mut [f32]),
-    shape: Shape,
-    method: Method,
-    plan: Plan,
-    in_place: [bool; 3],
+    job: Job<'_>,
 ) -> Result<Timing> {
+    let Job {
+        a,
+        b,
+        c,
+        shape,
+        method,
+        plan,
+        in_place,
+    } = job;
     ctx.bind_to_thread()
         .map_err(|e| errors::driver("binding the context", e))?;
     let Shape { m, k, n } = shape;

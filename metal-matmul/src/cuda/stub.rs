@@ -4,22 +4,12 @@
 use crate::{DeviceInfo, Method, Result, Shape};
 
 use super::policy::Plan;
+use super::report::Timing;
 use super::{CudaFacts, CudaStatus, unavailable};
 
 /// Uninhabited: every method that needs a context is statically unreachable.
 #[derive(Debug)]
 pub(super) enum Context {}
-
-/// Where one call's time went (never produced on macOS).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Timing {
-    pub to_device: std::time::Duration,
-    pub kernel: std::time::Duration,
-    pub to_host: std::time::Duration,
-    pub pinned: bool,
-    pub in_place: bool,
-    pub blocks: u32,
-}
 
 fn reason() -> String {
     "this build has no CUDA backend: it targets macOS, which has no CUDA driver".to_owned()
