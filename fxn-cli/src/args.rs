@@ -2,7 +2,8 @@
 
 use fxn_challenge::{Engine, EngineConfig, Limits};
 use metal_matmul::{
-    BackendChoice, Method, SelectOptions, Selected, Shape, random_matrix, select_with,
+    Backend, BackendChoice, HostBuffer, Method, SelectOptions, Selected, Shape, random_matrix,
+    select_with,
 };
 
 use crate::error::{CliError, CliResult};
@@ -46,6 +47,26 @@ pub fn random_operands(shape: Shape, seed: Option<u64>) -> CliResult<(Vec<f32>, 
     let (len_a, len_b, _) = shape.lens()?;
     let seed = seed.unwrap_or_else(rand::random);
     Ok((random_matrix(len_a, seed), random_matrix(len_b, !seed)))
+}
+
+/// `v` in the memory `backend` lends for operands when that memory is pinned (CUDA: the
+/// product's copies then run in place, with no staging), else `v` itself. The move
+/// into pinned memory costs one copy of `v`.
+pub fn in_backend_memory(backend: &dyn Backend, v: Vec<f32>) -> CliResult<HostBuffer> {
+    let mut lent = backend.host_buffer(v.len())?;
+    if !lent.is_pinned() {
+        return Ok(HostBuffer::from(v));
+    }
+    lent.copy_from_slice(&v);
+    Ok(lent)
+}
+
+/// `len` NaN (an element the product never writes then fails the check) in the memory
+/// `backend` lends for results.
+pub fn nan_output(backend: &dyn Backend, len: usize) -> CliResult<HostBuffer> {
+    let mut c = backend.host_buffer(len)?;
+    c.fill(f32::NAN);
+    Ok(c)
 }
 
 /// Parses a positive integer for clap.

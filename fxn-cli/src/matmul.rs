@@ -6,7 +6,7 @@ use std::time::Instant;
 use metal_matmul::{Backend, CpuBackend, MatmulOptions, Method, Shape, verify};
 use serde::Serialize;
 
-use crate::args::{BackendArgs, parse_method, random_operands};
+use crate::args::{BackendArgs, in_backend_memory, nan_output, parse_method, random_operands};
 use crate::error::{CliError, CliResult, ExitKind};
 use crate::output::{JSON_FORMAT_VERSION, print_json, print_text};
 
@@ -113,8 +113,13 @@ pub fn run(args: &Args) -> CliResult {
     let (len_a, len_b, len_c) = shape.lens()?;
     shape.check(len_a, len_b, len_c, metal_matmul::DEFAULT_MAX_DIM)?;
 
+    // In the memory the backend lends (pinned on CUDA), as the challenge engine does.
     let (a, b) = random_operands(shape, args.seed)?;
-    let mut c = vec![f32::NAN; len_c];
+    let (a, b) = (
+        in_backend_memory(backend.as_ref(), a)?,
+        in_backend_memory(backend.as_ref(), b)?,
+    );
+    let mut c = nan_output(backend.as_ref(), len_c)?;
     let options = MatmulOptions {
         method: args.method,
         check_finite: true,

@@ -7,7 +7,7 @@ use metal_matmul::{HostBuffer, MatmulOptions, MatmulReport, Shape, verify};
 use serde::Serialize;
 
 use super::{Case, Opened, memory};
-use crate::args::random_operands;
+use crate::args::{in_backend_memory, nan_output, random_operands};
 use crate::error::{CliError, CliResult, ExitKind};
 
 /// How every case is timed.
@@ -197,16 +197,11 @@ pub fn run_case(
     let (_, _, len_c) = shape.lens()?;
     let (a, b, mut c) = match settings.host_memory {
         HostMemory::Heap => (a.into(), b.into(), HostBuffer::from(vec![f32::NAN; len_c])),
-        HostMemory::Backend => {
-            let lent = |from: &[f32]| -> CliResult<HostBuffer> {
-                let mut h = backend.host_buffer(from.len())?;
-                h.copy_from_slice(from);
-                Ok(h)
-            };
-            let mut c = backend.host_buffer(len_c)?;
-            c.fill(f32::NAN);
-            (lent(&a)?, lent(&b)?, c)
-        }
+        HostMemory::Backend => (
+            in_backend_memory(backend, a)?,
+            in_backend_memory(backend, b)?,
+            nan_output(backend, len_c)?,
+        ),
     };
     let options = MatmulOptions {
         method: case.method,
