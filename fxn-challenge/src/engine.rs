@@ -235,7 +235,7 @@ impl Engine {
             .matmul_with(a, b, c, shape, &MatmulOptions::default())
             .map_err(|e| Attempt::Failed(format!("the {} backend failed: {e}", backend.kind())))?;
         // The inputs are finite, so a non-finite result is an f32 overflow, or a fault.
-        if let Some(index) = first_non_finite(c) {
+        if let Some(index) = positive_zeros_and_first_non_finite(c) {
             let (row, col) = (index / shape.n, index % shape.n);
             return Err(Attempt::Overflow(format!(
                 "the product overflows f32: C[{row}][{col}] is {} (computed on the {} backend)",
@@ -243,7 +243,6 @@ impl Engine {
                 backend.kind()
             )));
         }
-        positive_zeros(c);
         let self_check = check.then(|| {
             freivalds(
                 a,
@@ -289,18 +288,46 @@ impl std::fmt::Display for Attempt {
     }
 }
 
-/// Turns every `-0.0` of `c` into `+0.0`, in place, on all cores for large results.
+/// One pass over C after a product, on all cores for large results: turns every `-0.0`
+/// into `+0.0`, and answers the position of the first NaN or infinity, if any (C is
+/// then an error, and the pass may stop early).
 ///
 /// The Go node sums each element from `+0`, so its C never holds `-0.0` (IEEE: `+0 + -0`
 /// is `+0`); a kernel that starts from its first product can give `-0.0` (`-3·0`), whose
 /// `%.6f` is `-0.000000`, and the answer's `merkleRoot` would then differ from the
 /// node's. Adding `+0.0` maps `-0.0` to `+0.0` and leaves every other value as it is
-/// (the compiler may not drop it: `x + 0.0` is not `x` for `x = -0.0`).
-fn positive_zeros(c: &mut [f32]) {
+/// (the compiler may not drop it: `x + 0.0` is not `x` for `x = -0.0`). Each chunk is
+/// scanned while it is still in cache from that write.
+fn positive_zeros_and_first_non_finite(c: &mut [f32]) -> Option<usize> {
     use rayon::prelude::*;
-    c.par_chunks_mut(1 << 18).for_each(|chunk| {
-        for v in chunk {
-            *v += 0.0;
-        }
-    });
+    const CHUNK: usize = 1 << 18;
+    c.par_chunks_mut(CHUNK)
+        .enumerate()
+        .find_map_first(|(i, chunk)| {
+            for v in chunk.iter_mut() {
+                *v += 0.0;
+            }
+            first_non_finite(chunk).map(|at| i * CHUNK + at)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positive_zeros_and_first_non_finite;
+
+    #[test]
+    fn one_pass_maps_negative_zeros_and_finds_the_first_non_finite_value() {
+        // Several chunks of the parallel pass: -0.0 everywhere, a NaN and an infinity
+        // far apart, the earlier one answered.
+        let len = 3 * (1 << 18) + 11;
+        let mut c = vec![-0.0f32; len];
+        assert_eq!(positive_zeros_and_first_non_finite(&mut c), None);
+        assert!(c.iter().all(|v| v.to_bits() == 0), "every -0.0 is +0.0");
+        c[len - 1] = f32::NAN;
+        c[(1 << 18) + 5] = f32::INFINITY;
+        assert_eq!(
+            positive_zeros_and_first_non_finite(&mut c),
+            Some((1 << 18) + 5)
+        );
+    }
 }

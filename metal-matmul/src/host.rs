@@ -68,15 +68,6 @@ impl HostBuffer {
             Repr::Pinned(_) => true,
         }
     }
-
-    /// The elements, copied into a `Vec` (a heap buffer is moved, not copied).
-    pub fn into_vec(self) -> Vec<f32> {
-        match self.repr {
-            Repr::Heap(v) => v,
-            #[cfg(not(target_os = "macos"))]
-            Repr::Pinned(lent) => lent.as_slice().to_vec(),
-        }
-    }
 }
 
 impl From<Vec<f32>> for HostBuffer {
@@ -129,7 +120,7 @@ mod tests {
         assert_eq!(&*h, &[0.0; 5]);
         h[2] = 3.0;
         assert!(!h.is_pinned());
-        assert_eq!(h.into_vec(), [0.0, 0.0, 3.0, 0.0, 0.0]);
+        assert_eq!(&*h, &[0.0, 0.0, 3.0, 0.0, 0.0]);
         let err = HostBuffer::heap(usize::MAX / 2).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     }

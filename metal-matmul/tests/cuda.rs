@@ -12,8 +12,8 @@ use common::{check_forced, cuda_or_skip};
 use metal_matmul::numeric::DEFAULT_TOLERANCE;
 use metal_matmul::verify;
 use metal_matmul::{
-    Backend, BackendChoice, BackendKind, CudaBackend, CudaLibrary, CudaStaging, CudaStatus, Error,
-    MatmulOptions, Method, Shape, random_matrix, select,
+    Backend, BackendChoice, BackendKind, CudaBackend, CudaLibrary, CudaReport, CudaStaging,
+    CudaStatus, Error, MatmulOptions, Method, Shape, random_matrix, select,
 };
 
 /// [`check_forced`] on a CUDA backend, which also reports GPU time; returns the scaled
@@ -22,6 +22,29 @@ fn check(backend: &CudaBackend, method: Method, shape: Shape, seed: u64) -> f64 
     let (report, err) = check_forced(backend, method, shape, seed);
     assert!(report.gpu.is_some_and(|g| g > std::time::Duration::ZERO));
     err
+}
+
+/// `method` on `shape` through `matmul_detailed` into `c`, NaN first (an element it never
+/// writes fails), checked against the f64 reference within the method's tolerance;
+/// returns the report.
+fn detailed_checked(
+    backend: &CudaBackend,
+    method: Method,
+    (a, b): (&[f32], &[f32]),
+    c: &mut [f32],
+    shape: Shape,
+) -> CudaReport {
+    c.fill(f32::NAN);
+    let options = MatmulOptions {
+        method,
+        ..MatmulOptions::default()
+    };
+    let r = backend
+        .matmul_detailed(a, b, c, shape, &options)
+        .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
+    verify::full(a, b, c, shape, method.tolerance())
+        .unwrap_or_else(|e| panic!("{method} {shape}: {e}"));
+    r
 }
 
 const SHAPES: &[(usize, usize, usize)] = &[
@@ -63,19 +86,13 @@ fn large_products_are_staged_pinned_and_cut_into_blocks() {
     let shape = Shape::new(1100, 300, 700);
     let a = random_matrix(shape.m * shape.k, 7);
     let b = random_matrix(shape.k * shape.n, 8);
+    let mut c = vec![0.0; shape.m * shape.n];
     for method in [Method::Cublas, Method::RegisterBlocked, Method::Tiled] {
-        let mut c = vec![f32::NAN; shape.m * shape.n];
-        let options = MatmulOptions {
-            method,
-            ..MatmulOptions::default()
-        };
-        let r = backend
-            .matmul_detailed(&a, &b, &mut c, shape, &options)
-            .unwrap();
+        assert_eq!(method.tolerance(), DEFAULT_TOLERANCE);
+        let r = detailed_checked(&backend, method, (&a, &b), &mut c, shape);
         assert!(r.pinned, "{r:?}");
         assert_eq!(r.blocks, 2, "{r:?}");
         assert!(r.to_device > std::time::Duration::ZERO && r.to_host > std::time::Duration::ZERO);
-        verify::full(&a, &b, &c, shape, DEFAULT_TOLERANCE).unwrap();
     }
 }
 
@@ -96,33 +113,19 @@ fn operands_in_lent_pinned_memory_are_copied_in_place_and_buffers_reused() {
         h
     };
     let (a, b) = (lend(&va), lend(&vb));
+    let mut lent_c = backend.host_buffer(shape.m * shape.n).unwrap();
+    let mut heap_c = vec![0.0; shape.m * shape.n];
     for method in [Method::Cublas, Method::RegisterBlocked] {
-        let options = MatmulOptions {
-            method,
-            ..MatmulOptions::default()
-        };
         // All three lent: nothing staged.
-        let mut c = backend.host_buffer(shape.m * shape.n).unwrap();
-        c.fill(f32::NAN);
-        let r = backend
-            .matmul_detailed(&a, &b, &mut c, shape, &options)
-            .unwrap();
+        let r = detailed_checked(&backend, method, (&a, &b), &mut lent_c, shape);
         assert!(r.in_place && !r.pinned, "{r:?}");
         assert_eq!(r.blocks, 2, "{r:?}");
-        verify::full(&va, &vb, &c, shape, method.tolerance()).unwrap();
         // A lent, B and C on the heap (staged).
-        let mut heap_c = vec![f32::NAN; shape.m * shape.n];
-        let r = backend
-            .matmul_detailed(&a, &vb, &mut heap_c, shape, &options)
-            .unwrap();
+        let r = detailed_checked(&backend, method, (&a, &vb), &mut heap_c, shape);
         assert!(r.in_place && r.pinned, "{r:?}");
-        verify::full(&va, &vb, &heap_c, shape, method.tolerance()).unwrap();
     }
     // Nothing lent: staged as before.
-    let mut c = vec![f32::NAN; shape.m * shape.n];
-    let r = backend
-        .matmul_detailed(&va, &vb, &mut c, shape, &MatmulOptions::default())
-        .unwrap();
+    let r = detailed_checked(&backend, Method::Cublas, (&va, &vb), &mut heap_c, shape);
     assert!(!r.in_place && r.pinned, "{r:?}");
     // A buffer given back is lent again (page-locking is the slow part).
     let at = a.as_ptr();
@@ -165,21 +168,17 @@ fn small_blocks_and_every_staging_give_the_same_answer() {
         ),
     ] {
         let backend = CudaBackend::new().unwrap().with_staging(staging);
+        let a = random_matrix(shape.m * shape.k, 21);
+        let b = random_matrix(shape.k * shape.n, 22);
+        let mut c = vec![0.0; shape.m * shape.n];
         for method in backend.methods() {
-            let a = random_matrix(shape.m * shape.k, 21);
-            let b = random_matrix(shape.k * shape.n, 22);
-            let mut c = vec![f32::NAN; shape.m * shape.n];
-            let options = MatmulOptions {
-                method,
-                ..MatmulOptions::default()
-            };
-            let r = backend
-                .matmul_detailed(&a, &b, &mut c, shape, &options)
-                .unwrap();
+            let r = detailed_checked(&backend, method, (&a, &b), &mut c, shape);
             assert_eq!(r.blocks as usize, blocks, "{staging:?} {method}");
-            assert_eq!(r.pinned, staging.pinned_min_bytes == 0);
-            verify::full(&a, &b, &c, shape, method.tolerance())
-                .unwrap_or_else(|e| panic!("{staging:?} {method}: {e}"));
+            assert_eq!(
+                r.pinned,
+                staging.pinned_min_bytes == 0,
+                "{staging:?} {method}"
+            );
         }
     }
 }

@@ -95,7 +95,7 @@ impl CpuBackend {
     /// for small products. GEMMs are counted in floating-point operations, the vector
     /// shapes (`m == 1` or `n == 1`, memory-bound) in elements of the matrix streamed.
     pub fn threads_for(&self, shape: Shape) -> usize {
-        plan::threads_for(shape, self.threads)
+        plan::threads_for(shape, self.threads, &self.features)
     }
 
     /// What the CPU is.
