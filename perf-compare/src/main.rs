@@ -11,7 +11,10 @@
 //! `--reps`. It prints best and median GFLOPS per library over all timed calls, ours
 //! against the best other library's best, and the paired ratio: ours against each
 //! other library call for call, round by round, the lowest of the medians (see
-//! [`paired_ratio`]).
+//! [`paired_ratio`]). Each round ends with a 20 ms probe of the machine's ceiling at
+//! that moment, fused multiply-adds on registers only on as many threads (the "FMA
+//! peak" column, best and median over the rounds; see `peak.rs`): when it moves, the
+//! host moved, whatever the libraries read.
 //!
 //! Shapes are written `m×k×n` (C is m×n, A m×k, B k×n), the order of
 //! `metal_matmul::Shape`. For the vector shapes the OpenBLAS column is `cblas_sgemv`,
@@ -29,6 +32,7 @@
 //! the same moment, and a library on a thread of its own could sit on the slower one.
 
 mod blas;
+mod peak;
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -246,9 +250,9 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
             blas::config()
         );
         println!(
-            "| shape m×k×n | ours | faer 0.24 | OpenBLAS | matrixmultiply 0.3 | ours / best other | paired |"
+            "| shape m×k×n | ours | faer 0.24 | OpenBLAS | matrixmultiply 0.3 | ours / best other | paired | FMA peak |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|");
     }
     for &shape in &opts.shapes {
         let a = values(shape.m * shape.k, 1);
@@ -257,6 +261,8 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
         let mut times: Vec<Vec<f64>> = libs.iter().map(|_| Vec::new()).collect();
         // Each library's fastest call of each round, for the paired ratio.
         let mut round_best: Vec<Vec<f64>> = libs.iter().map(|_| Vec::new()).collect();
+        // The machine's register-only FMA rate at the end of each round.
+        let mut ceiling: Vec<f64> = Vec::new();
         // Warm-up, and the check of every library's answer.
         let mut first = Vec::with_capacity(libs.len());
         for ((name, gemm), c) in libs.iter_mut().zip(outs.iter_mut()) {
@@ -293,7 +299,13 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
                 }
                 round_best[i].push(fastest);
             }
+            ceiling.extend(peak::fma_gflops(threads));
         }
+        ceiling.sort_by(f64::total_cmp);
+        let ceiling_cell = match (ceiling.last(), ceiling.get(ceiling.len() / 2)) {
+            (Some(best), Some(median)) => format!("{best:.1} ({median:.1})"),
+            _ => "n/a".to_owned(),
+        };
         let stats: Vec<(f64, f64)> = times
             .iter_mut()
             .map(|t| {
@@ -307,6 +319,9 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
             for ((name, _), (best, median)) in libs.iter().zip(&stats) {
                 println!("{threads},{label},{name},{best:.2},{median:.2},{rounds}");
             }
+            if let (Some(best), Some(median)) = (ceiling.last(), ceiling.get(ceiling.len() / 2)) {
+                println!("{threads},{label},fma_peak,{best:.2},{median:.2},{rounds}");
+            }
         } else {
             let best_other = stats[1..].iter().map(|s| s.0).fold(0.0, f64::max);
             let cells: Vec<String> = stats
@@ -314,7 +329,7 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
                 .map(|(best, median)| format!("{best:.1} ({median:.1})"))
                 .collect();
             println!(
-                "| {label} | {} | {:.0}% | {:.0}% |",
+                "| {label} | {} | {:.0}% | {:.0}% | {ceiling_cell} |",
                 cells.join(" | "),
                 100.0 * stats[0].0 / best_other,
                 100.0 * paired_ratio(&round_best)
