@@ -57,11 +57,12 @@ pub(crate) enum Split {
 }
 
 /// A GEMM gets one thread per this many floating-point operations, up to the workers,
-/// on a CPU whose widest ISA of ours is AVX2 (128³ on two threads measured ahead there).
-const MIN_FLOPS_PER_THREAD_AVX2: f64 = 2.0e6;
+/// on an x86-64 CPU with AVX2+FMA, AVX-512 ones included (128³ on two threads measured
+/// ahead on Zen 3 and Zen 4).
+const MIN_FLOPS_PER_THREAD_X86: f64 = 2.0e6;
 
-/// The same on every other CPU (AVX-512, NEON, none): the value measured before the
-/// AVX2 one, kept where the lower one was not measured.
+/// The same on every other CPU (aarch64, x86-64 without AVX2): the value measured
+/// before the x86 one, kept where the lower one was not measured.
 const MIN_FLOPS_PER_THREAD: f64 = 4.0e6;
 
 /// A vector shape (memory-bound) gets one thread per this many elements of its matrix.
@@ -89,8 +90,13 @@ const SPLIT_TALL_MIN_ROWS: usize = 1024;
 /// The fewest rows of C per thread a long-k row split gives the blocked kernel.
 const SPLIT_BLOCKED_MIN_ROWS: usize = 64;
 
-/// The most floats of B the small kernel takes (16 KiB: half of an L1 data cache).
-const SMALL_MAX_B: usize = 4096;
+/// The most floats of B the small kernel takes in AVX2 (16 KiB: half of an L1 data
+/// cache; measured on Zen 3).
+const SMALL_MAX_B_AVX2: usize = 4096;
+
+/// The most floats of B the small kernel takes in AVX-512 (64 KiB: B streams from L2;
+/// measured on Zen 4).
+const SMALL_MAX_B_AVX512: usize = 16384;
 
 /// The fewest rows of C the narrow kernel takes.
 const NARROW_MIN_ROWS: usize = 512;
@@ -118,8 +124,8 @@ const FEW_ROWS_PASS: usize = 8;
 pub(crate) fn threads_for(shape: Shape, workers: usize, features: &CpuFeatures) -> usize {
     let by_work = if is_vector_shape(shape) {
         shape.flops() / 2.0 / MIN_ELEMENTS_PER_THREAD
-    } else if Isa::best(features) == Some(Isa::Avx2) {
-        shape.flops() / MIN_FLOPS_PER_THREAD_AVX2
+    } else if Isa::best(features).is_some() {
+        shape.flops() / MIN_FLOPS_PER_THREAD_X86
     } else {
         shape.flops() / MIN_FLOPS_PER_THREAD
     };
@@ -213,7 +219,7 @@ fn row_blocks(shape: Shape, threads: usize, per_thread: usize, features: &CpuFea
     let unit = match kernel {
         Kernel::Blocked(Isa::Avx512) => MR_AVX512,
         Kernel::Blocked(Isa::Avx2) => MR_AVX2,
-        Kernel::Small => small::MR,
+        Kernel::Small(isa) => small::tile_shape(isa).0,
         _ => 16,
     };
     let rows = shape.m.div_ceil(unit).div_ceil(blocks) * unit;
@@ -233,8 +239,8 @@ fn rows_split(threads: usize, rows: usize, caller_joins: bool) -> Split {
 
 /// The kernel for a one-thread product of `shape`: small, narrow, blocked, or faer.
 fn one_thread_kernel(shape: Shape, features: &CpuFeatures) -> Kernel {
-    if use_small(shape, features) {
-        Kernel::Small
+    if let Some(isa) = small_isa(shape, features) {
+        Kernel::Small(isa)
     } else if use_narrow(shape, features) {
         Kernel::Narrow
     } else if let Some(isa) = blocked_isa(shape, features) {
@@ -255,11 +261,15 @@ fn blocked_isa(shape: Shape, features: &CpuFeatures) -> Option<Isa> {
     }
 }
 
-/// Whether a one-thread product takes the small kernel: B of at most
-/// [`SMALL_MAX_B`] floats, on a CPU whose widest ISA of ours is AVX2 (on AVX-512 CPUs
-/// it was not measured, and faer keeps these shapes).
-fn use_small(shape: Shape, features: &CpuFeatures) -> bool {
-    Isa::best(features) == Some(Isa::Avx2) && shape.k * shape.n <= SMALL_MAX_B
+/// The ISA of the small kernel for a one-thread product of `shape`: the widest of
+/// ours, for B of at most [`SMALL_MAX_B_AVX512`] or [`SMALL_MAX_B_AVX2`] floats.
+fn small_isa(shape: Shape, features: &CpuFeatures) -> Option<Isa> {
+    let isa = Isa::best(features)?;
+    let max_b = match isa {
+        Isa::Avx512 => SMALL_MAX_B_AVX512,
+        Isa::Avx2 => SMALL_MAX_B_AVX2,
+    };
+    (shape.k * shape.n <= max_b).then_some(isa)
 }
 
 /// Whether a one-thread product takes the narrow kernel (AVX-512 only): C of at most
@@ -357,15 +367,17 @@ mod tests {
         };
         let table: &[(Shape, usize, CpuFeatures, Plan)] = &[
             // Small squares: faer on one thread, except where B fits the small kernel
-            // on an AVX2 CPU.
-            (s(64, 64, 64), 1, AVX512, one(Faer)),
-            (s(64, 64, 64), 1, AVX2, one(Small)),
+            // in the widest ISA of ours.
+            (s(64, 64, 64), 1, AVX512, one(Small(A5))),
+            (s(64, 64, 64), 1, AVX2, one(Small(A2))),
             (s(64, 64, 64), 1, NEON, one(Faer)),
             (s(65, 65, 65), 1, AVX2, one(Faer)),
+            (s(128, 128, 128), 1, AVX512, one(Small(A5))),
+            (s(129, 129, 129), 1, AVX512, one(Faer)),
             (s(256, 256, 256), 1, AVX2, one(Faer)),
             // A long A with a small B: row blocks through the small kernel.
-            (s(1000, 64, 64), 2, AVX2, rows(Small, 2, 504, true)),
-            (s(1000, 64, 64), 2, AVX512, rows(Faer, 2, 512, true)),
+            (s(1000, 64, 64), 2, AVX2, rows(Small(A2), 2, 504, true)),
+            (s(1000, 64, 64), 2, AVX512, rows(Small(A5), 2, 504, true)),
             (s(256, 256, 256), 1, NEON, one(Faer)),
             // Large products: the blocked kernel in the widest ISA, faer on aarch64.
             (s(1000, 1000, 1000), 1, AVX512, one(Blocked(A5))),
@@ -483,8 +495,9 @@ mod tests {
         assert_eq!(threads_for(Shape::square(64), 8, &AVX2), 1);
         assert_eq!(threads_for(Shape::square(112), 8, &AVX2), 1);
         assert_eq!(threads_for(Shape::square(128), 8, &AVX2), 2);
+        assert_eq!(threads_for(Shape::square(112), 8, &AVX512), 1);
+        assert_eq!(threads_for(Shape::square(128), 8, &AVX512), 2);
         // Where 2 MFLOP a thread was not measured, 128³ keeps one thread.
-        assert_eq!(threads_for(Shape::square(128), 8, &AVX512), 1);
         assert_eq!(threads_for(Shape::square(128), 8, &NEON), 1);
         assert_eq!(threads_for(Shape::square(4096), 8, &AVX512), 8);
         // Vector shapes count the matrix streamed, not the flops.

@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 /// halted virtual CPU) then costs its wake-up time at most, not a whole share of the
 /// work. Without it, `threads` pool workers do all the work while the caller waits,
 /// which serves concurrent callers of long products better (see
-/// [`CALLER_JOINS_MAX_FLOPS`](super::CALLER_JOINS_MAX_FLOPS)).
+/// [`CALLER_JOINS_MAX_FLOPS`](super::plan::CALLER_JOINS_MAX_FLOPS)).
 pub(super) fn run<T: Send>(
     pool: &rayon::ThreadPool,
     threads: usize,

@@ -9,7 +9,7 @@
 //! | [`Kernel::Blocked`] | AVX-512F (8 × 48 tile) or AVX2+FMA (6 × 16 tile) | large GEMMs: the five loops of BLIS |
 //! | [`Kernel::Narrow`] | AVX-512F | C at most 64 columns: neither operand packed |
 //! | [`Kernel::FewRows`] | AVX-512F or AVX2+FMA | 2 to 24 rows of C: B streamed once, unpacked |
-//! | [`Kernel::Small`] | AVX2+FMA | small products in L1/L2: neither operand packed |
+//! | [`Kernel::Small`] | AVX-512F (8 × 32 tile) or AVX2+FMA (6 × 16 tile) | small products in L1/L2: neither operand packed |
 //! | [`Kernel::MatVec`], [`Kernel::VecMat`] | AVX2+FMA, or portable code | `n == 1`, `m == 1`: the matrix streamed once |
 
 pub(super) mod blocked;
@@ -125,8 +125,8 @@ pub(crate) enum Kernel {
     Narrow,
     /// Our kernel for 2 to [`few_rows::MAX_M`] rows of C ([`few_rows`]).
     FewRows(Isa),
-    /// Our kernel for small products, neither operand packed ([`small`], AVX2+FMA).
-    Small,
+    /// Our kernel for small products, neither operand packed ([`small`]).
+    Small(Isa),
     /// Matrix × vector, `n == 1` ([`gemv`]).
     MatVec,
     /// Vector × matrix, `m == 1` ([`gemv`]).
@@ -139,9 +139,8 @@ impl Kernel {
     pub fn available(self, features: &CpuFeatures) -> bool {
         match self {
             Self::Faer | Self::MatVec | Self::VecMat => true,
-            Self::Blocked(isa) | Self::FewRows(isa) => isa.available(features),
+            Self::Blocked(isa) | Self::FewRows(isa) | Self::Small(isa) => isa.available(features),
             Self::Narrow => features.avx512f,
-            Self::Small => features.avx2_fma,
         }
     }
 
@@ -174,7 +173,7 @@ impl Kernel {
             Self::Blocked(Isa::Avx512) => blocked::gemm::<blocked::Avx512>(a, b, c, dims),
             Self::Blocked(Isa::Avx2) => blocked::gemm::<blocked::Avx2>(a, b, c, dims),
             Self::Narrow => narrow::gemm(a, b, c, dims),
-            Self::Small => small::gemm(a, b, c, dims),
+            Self::Small(isa) => small::gemm(isa, a, b, c, dims),
             Self::FewRows(isa) => few_rows::gemm(isa, a, b, c, dims),
             Self::MatVec => gemv::matrix_vector(a, b, c, dims),
             Self::VecMat => gemv::vector_matrix(a, b, c, dims),
