@@ -107,7 +107,11 @@ const MV_TASKS_PER_THREAD: usize = 64;
 /// The fewest elements of A in a matrix × vector row block.
 const MV_MIN_TASK_ELEMENTS: usize = 16_384;
 
-/// Vector × matrix blocks per thread.
+/// The fewest columns of C per thread of a vector × matrix column split when the
+/// inner dimension is long enough to split instead (8 KiB of each row of B a thread).
+const VM_MIN_COLS_PER_THREAD: usize = 2048;
+
+/// Vector × matrix ranges of the inner dimension per thread.
 const VM_TASKS_PER_THREAD: usize = 4;
 
 /// Few-rows ranges of the inner dimension per thread.
@@ -155,7 +159,9 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
     if m == 1 {
         let split = if threads == 1 {
             Split::One
-        } else if k >= threads * VM_TASKS_PER_THREAD * 4 * gemv::ROWS {
+        } else if n < threads * VM_MIN_COLS_PER_THREAD
+            && k >= threads * VM_TASKS_PER_THREAD * 4 * gemv::ROWS
+        {
             let depth = k
                 .div_ceil(threads * VM_TASKS_PER_THREAD)
                 .next_multiple_of(gemv::ROWS);
@@ -361,6 +367,10 @@ mod tests {
             kernel,
             split: Split::Inner { threads, depth },
         };
+        let cols = |kernel, threads, cols| Plan {
+            kernel,
+            split: Split::Columns { threads, cols },
+        };
         let faer_split = |threads| Plan {
             kernel: Faer,
             split: Split::Faer { threads },
@@ -419,19 +429,12 @@ mod tests {
             // Vector shapes.
             (s(4096, 4096, 1), 1, AVX2, one(MatVec)),
             (s(4096, 4096, 1), 2, NEON, rows(MatVec, 2, 32, true)),
-            (s(1, 4096, 4096), 2, AVX2, inner(VecMat, 2, 512)),
-            (
-                s(1, 20, 4096),
-                2,
-                AVX2,
-                Plan {
-                    kernel: VecMat,
-                    split: Split::Columns {
-                        threads: 2,
-                        cols: 2048,
-                    },
-                },
-            ),
+            // Vector × matrix: a block of columns a thread while each has 2048 or
+            // more, else ranges of a long inner dimension, else columns again.
+            (s(1, 4096, 4096), 2, AVX2, cols(VecMat, 2, 2048)),
+            (s(1, 4096, 4096), 4, AVX512, inner(VecMat, 4, 256)),
+            (s(1, 2048, 8192), 2, AVX512, cols(VecMat, 2, 4096)),
+            (s(1, 20, 2048), 2, AVX2, cols(VecMat, 2, 1024)),
         ];
         for &(shape, threads, features, want) in table {
             assert_eq!(
