@@ -61,6 +61,13 @@ impl Dims {
         Self { m, ..self }
     }
 
+    /// Sets C's `m×n` floats to zero: the product when `k == 0` (an empty sum).
+    pub fn zero_c(&self, c: &mut [f32]) {
+        for row in c.chunks_mut(self.ldc).take(self.m) {
+            row[..self.n].fill(0.0);
+        }
+    }
+
     /// Panics unless the strides are at least the row lengths and each slice holds its
     /// matrix: the precondition of every kernel, checked once per block in
     /// [`Kernel::run`].
@@ -163,9 +170,7 @@ impl Kernel {
             return;
         }
         if dims.k == 0 {
-            for row in c.chunks_mut(dims.ldc).take(dims.m) {
-                row[..dims.n].fill(0.0);
-            }
+            dims.zero_c(c);
             return;
         }
         match self {

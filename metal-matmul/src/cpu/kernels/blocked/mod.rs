@@ -100,7 +100,11 @@ pub(super) fn gemm<K: Micro>(a: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
     assert!(K::available(), "the blocked GEMM needs its ISA");
     d.assert_fits(a, b, c);
     let (m, k, n) = (d.m, d.k, d.n);
-    if m == 0 || n == 0 || k == 0 {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        d.zero_c(c);
         return;
     }
     BUFFERS.with_borrow_mut(|buffers| {

@@ -36,7 +36,11 @@ pub(super) fn gemm(a: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
         "the narrow GEMM takes at most {MAX_N} columns"
     );
     d.assert_fits(a, b, c);
-    if d.m == 0 || d.n == 0 || d.k == 0 {
+    if d.m == 0 || d.n == 0 {
+        return;
+    }
+    if d.k == 0 {
+        d.zero_c(c);
         return;
     }
     let kc = (B_BLOCK_FLOATS / d.n).min(d.k);
