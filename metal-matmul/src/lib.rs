@@ -48,7 +48,7 @@ mod shape;
 pub mod verify;
 
 pub use backend::{Backend, BackendChoice, BackendKind, MatmulOptions, MatmulReport};
-pub use cpu::{CpuBackend, CpuInfo};
+pub use cpu::{CpuBackend, CpuInfo, SIMD_ENV, SimdLimit};
 pub use cuda::{
     CUDA_DEVICE_TYPE, CUDA_MAX_DIM, CudaBackend, CudaFacts, CudaPolicy, CudaReport, CudaStaging,
     CudaStatus, MAX_LANES, cores_per_sm,

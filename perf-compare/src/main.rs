@@ -25,6 +25,11 @@
 //!     [--shapes 256x256x256,...] [--reps 7] [--budget 40] [--pause-ms 150] [--csv]
 //! ```
 //!
+//! To time an AVX2-only CPU's paths on an AVX-512 one, limit ours with
+//! `FXN_CPU_SIMD=avx2` and OpenBLAS with `OPENBLAS_CORETYPE=Zen` (Haswell's kernels);
+//! faer dispatches on the CPU itself and cannot be limited, so its column stays
+//! AVX-512. The header of each table names what ours and OpenBLAS run.
+//!
 //! One process runs per thread count (matrixmultiply reads its thread count from
 //! `MATMUL_NUM_THREADS` once per process); with several counts it starts itself again.
 //! On one thread every library computes on the process's main thread, faer included
@@ -244,9 +249,10 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
         println!("threads,shape,library,best_gflops,median_gflops,runs");
     } else {
         println!(
-            "\n## {threads} thread{} — load average at start: {}; OpenBLAS: {}\n",
+            "\n## {threads} thread{} — load average at start: {}; ours: {}; OpenBLAS: {}\n",
             if threads == 1 { "" } else { "s" },
             load_average(),
+            ours.cpu_info().simd,
             blas::config()
         );
         println!(

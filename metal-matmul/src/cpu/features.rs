@@ -1,4 +1,61 @@
-//! The CPU features the kernels are chosen by, detected at run time.
+//! The CPU features the kernels are chosen by, detected at run time, and the limit
+//! an operator may put on them ([`SimdLimit`], `FXN_CPU_SIMD`).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The environment variable that limits the CPU backend's own kernels to an
+/// instruction set ([`SimdLimit`]): `avx512`, `avx2` or `portable`.
+pub const SIMD_ENV: &str = "FXN_CPU_SIMD";
+
+/// The widest instruction set the CPU backend's own kernels may use: a limit, never a
+/// request (a CPU without AVX-512 runs no AVX-512 code whatever the limit). It makes
+/// one machine measure and test the paths of a smaller one, e.g. the AVX2 kernels and
+/// plan on an AVX-512 CPU. faer, which the plan gives some shapes, dispatches on the
+/// CPU's features itself and is not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimdLimit {
+    /// Everything the CPU has (the default).
+    Avx512,
+    /// At most AVX2 with FMA: the plan and kernels of an AVX2-only x86-64 CPU.
+    Avx2,
+    /// None of our x86 kernels: faer and the portable vector kernels, as on a CPU
+    /// without AVX2 (and as on aarch64, where this limit changes nothing).
+    Portable,
+}
+
+impl SimdLimit {
+    /// Every limit, widest first.
+    pub const ALL: [SimdLimit; 3] = [Self::Avx512, Self::Avx2, Self::Portable];
+
+    /// The name `FXN_CPU_SIMD` and [`FromStr`] take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Avx512 => "avx512",
+            Self::Avx2 => "avx2",
+            Self::Portable => "portable",
+        }
+    }
+}
+
+impl fmt::Display for SimdLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SimdLimit {
+    type Err = String;
+
+    /// `avx512`, `avx2` or `portable`, in any case, surrounding spaces ignored.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let wanted = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name() == wanted)
+            .ok_or_else(|| format!("`{s}` is not a SIMD limit: expected avx512, avx2 or portable"))
+    }
+}
 
 /// The instruction-set extensions that decide which kernels a CPU runs. Detected once
 /// per backend ([`CpuFeatures::detect`]); the plan reads nothing else about the CPU
@@ -38,6 +95,22 @@ impl CpuFeatures {
         neon: true,
     };
 
+    /// These features less what `limit` excludes (never more than they are).
+    pub fn limited_to(self, limit: SimdLimit) -> Self {
+        match limit {
+            SimdLimit::Avx512 => self,
+            SimdLimit::Avx2 => Self {
+                avx512f: false,
+                ..self
+            },
+            SimdLimit::Portable => Self {
+                avx512f: false,
+                avx2_fma: false,
+                ..self
+            },
+        }
+    }
+
     /// The features of the CPU this runs on. Cheap (the standard library caches the
     /// CPUID answers), but callers keep the result rather than ask per call.
     pub fn detect() -> Self {
@@ -74,5 +147,32 @@ mod tests {
         assert_eq!(f.neon, cfg!(target_arch = "aarch64"));
         #[cfg(target_arch = "x86_64")]
         assert_eq!(f.avx512f, std::arch::is_x86_feature_detected!("avx512f"));
+    }
+
+    #[test]
+    fn a_limit_only_takes_away() {
+        for features in [CpuFeatures::AVX512, CpuFeatures::AVX2, CpuFeatures::NEON] {
+            assert_eq!(features.limited_to(SimdLimit::Avx512), features);
+            let avx2 = features.limited_to(SimdLimit::Avx2);
+            assert!(!avx2.avx512f);
+            assert_eq!(avx2.avx2_fma, features.avx2_fma);
+            let portable = features.limited_to(SimdLimit::Portable);
+            assert!(!portable.avx512f && !portable.avx2_fma);
+            assert_eq!(portable.neon, features.neon);
+        }
+    }
+
+    #[test]
+    fn limits_parse_by_name() {
+        for limit in SimdLimit::ALL {
+            assert_eq!(limit.name().parse::<SimdLimit>(), Ok(limit));
+            assert_eq!(
+                format!(" {} ", limit.name().to_uppercase()).parse(),
+                Ok(limit)
+            );
+        }
+        let err = "sse9".parse::<SimdLimit>().unwrap_err();
+        assert!(err.contains("sse9") && err.contains("avx2"), "{err}");
+        assert!("".parse::<SimdLimit>().is_err());
     }
 }

@@ -10,7 +10,9 @@ pub struct CpuInfo {
     pub model: String,
     /// The architecture, e.g. `"x86_64"` or `"aarch64"`.
     pub arch: String,
-    /// The widest vector extension found at run time, e.g. `"avx512f"`, `"avx2"`, `"neon"`.
+    /// The widest vector extension found at run time, e.g. `"avx512f"`, `"avx2+fma"`,
+    /// `"neon"`; from a [`CpuBackend`](super::CpuBackend) with a lower
+    /// [`SimdLimit`](super::SimdLimit), what its kernels use and what the CPU has.
     pub simd: String,
     /// Logical cores available to this process.
     pub cores: usize,

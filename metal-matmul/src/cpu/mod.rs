@@ -31,6 +31,7 @@ use crate::{
 };
 use features::CpuFeatures;
 
+pub use features::{SIMD_ENV, SimdLimit};
 pub use info::CpuInfo;
 
 /// Multithreaded f32 matrix multiplication on the CPU.
@@ -41,6 +42,10 @@ pub struct CpuBackend {
     threads: usize,
     max_dim: usize,
     info: CpuInfo,
+    /// What the CPU has, before the limit.
+    detected: CpuFeatures,
+    limit: SimdLimit,
+    /// What the plan chooses kernels by: `detected` less what `limit` excludes.
     features: CpuFeatures,
 }
 
@@ -56,11 +61,19 @@ impl CpuBackend {
         Self::with_threads(threads)
     }
 
-    /// A backend with exactly `threads` workers (at least 1).
+    /// A backend with exactly `threads` workers (at least 1). Its kernels use what the
+    /// CPU has, limited by `FXN_CPU_SIMD` ([`SIMD_ENV`]) when that is set; a value that
+    /// is not a [`SimdLimit`] name is an error.
     pub fn with_threads(threads: usize) -> Result<Self> {
         if threads == 0 {
             return Err(Error::invalid("the CPU backend needs at least one thread"));
         }
+        let limit = match std::env::var(SIMD_ENV) {
+            Ok(v) if !v.trim().is_empty() => v
+                .parse::<SimdLimit>()
+                .map_err(|e| Error::invalid(format!("{SIMD_ENV}: {e}")))?,
+            _ => SimdLimit::Avx512,
+        };
         let info = CpuInfo::detect();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -75,9 +88,35 @@ impl CpuBackend {
             permits: permits::Permits::new(threads),
             threads,
             max_dim: DEFAULT_MAX_DIM,
+            detected: CpuFeatures::detect(),
+            limit: SimdLimit::Avx512,
             features: CpuFeatures::detect(),
             info,
-        })
+        }
+        .with_simd_limit(limit))
+    }
+
+    /// Limits this backend's own kernels to `limit` (replacing any earlier limit, the
+    /// one from `FXN_CPU_SIMD` included). Never adds what the CPU lacks. The
+    /// [`CpuInfo::simd`] of [`Self::cpu_info`] then names what the kernels use.
+    pub fn with_simd_limit(mut self, limit: SimdLimit) -> Self {
+        self.limit = limit;
+        self.features = self.detected.limited_to(limit);
+        let detected = CpuInfo::detect().simd;
+        self.info.simd = if self.features == self.detected {
+            detected
+        } else {
+            format!(
+                "{} (limited; the CPU has {detected})",
+                limited_simd(&self.features)
+            )
+        };
+        self
+    }
+
+    /// The limit on this backend's kernels ([`SimdLimit::Avx512`]: none).
+    pub fn simd_limit(&self) -> SimdLimit {
+        self.limit
     }
 
     /// Sets the largest dimension accepted (default [`DEFAULT_MAX_DIM`]).
@@ -101,6 +140,17 @@ impl CpuBackend {
     /// What the CPU is.
     pub fn cpu_info(&self) -> &CpuInfo {
         &self.info
+    }
+}
+
+/// The widest ISA left in `features` after a limit, in [`CpuInfo::simd`]'s words.
+fn limited_simd(features: &CpuFeatures) -> &'static str {
+    if features.avx512f {
+        "avx512f"
+    } else if features.avx2_fma {
+        "avx2+fma"
+    } else {
+        "portable"
     }
 }
 
@@ -187,6 +237,28 @@ mod tests {
     }
 
     #[test]
+    fn a_simd_limit_narrows_the_plan_and_the_info() {
+        let cpu = CpuBackend::with_threads(1).unwrap();
+        let detected = CpuFeatures::detect();
+        let portable = cpu.with_simd_limit(SimdLimit::Portable);
+        assert_eq!(portable.simd_limit(), SimdLimit::Portable);
+        // Without our x86 kernels a mid-size product goes to faer.
+        assert_eq!(
+            plan::plan(Shape::new(512, 512, 512), 1, &portable.features).kernel,
+            kernels::Kernel::Faer
+        );
+        let avx2 = portable.with_simd_limit(SimdLimit::Avx2);
+        assert!(!avx2.features.avx512f);
+        assert_eq!(avx2.features.avx2_fma, detected.avx2_fma);
+        if detected.avx512f {
+            assert!(avx2.cpu_info().simd.starts_with("avx2+fma (limited"));
+        }
+        let full = avx2.with_simd_limit(SimdLimit::Avx512);
+        assert_eq!(full.features, detected);
+        assert_eq!(full.cpu_info().simd, CpuInfo::detect().simd);
+    }
+
+    #[test]
     fn every_path_matches_the_reference() {
         // One shape in each region of the plan on this CPU (few rows, narrow, blocked,
         // short-k and tall row splits, faer's split, the vector shapes), on one and two
@@ -208,8 +280,13 @@ mod tests {
             Shape::new(130, 700, 1030),
             Shape::new(1030, 900, 1100),
         ];
-        for threads in [1, 2] {
-            let cpu = CpuBackend::with_threads(threads).unwrap();
+        for (threads, limit) in [1, 2]
+            .into_iter()
+            .flat_map(|t| SimdLimit::ALL.map(|l| (t, l)))
+        {
+            let cpu = CpuBackend::with_threads(threads)
+                .unwrap()
+                .with_simd_limit(limit);
             for shape in shapes {
                 let (m, k, n) = (shape.m, shape.k, shape.n);
                 let (a, b) = kernels::tests::random(m as u64 ^ n as u64, m, k, n);
@@ -218,7 +295,7 @@ mod tests {
                 })
                 .unwrap_or_else(|e| {
                     panic!(
-                        "{threads} threads, {:?}: {e}",
+                        "{threads} threads, limit {limit}, {:?}: {e}",
                         plan::plan(shape, threads, &cpu.features)
                     )
                 });
