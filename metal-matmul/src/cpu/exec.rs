@@ -124,6 +124,8 @@ mod tests {
     #[test]
     fn every_split_covers_every_element() {
         let pool = pool();
+        let avx2 = CpuFeatures::detect().avx2_fma;
+        let (mat_vec, vec_mat) = (Kernel::MatVec { avx2 }, Kernel::VecMat { avx2 });
         let plan = |kernel, split| Plan { kernel, split };
         let rows = |threads, rows, caller_joins| Split::Rows {
             threads,
@@ -135,7 +137,7 @@ mod tests {
         check(&pool, plan(Kernel::Faer, rows(2, 16, true)), (100, 30, 20));
         check(&pool, plan(Kernel::Faer, rows(3, 7, false)), (50, 9, 13));
         check(&pool, plan(Kernel::Faer, rows(2, 64, false)), (64, 5, 3));
-        check(&pool, plan(Kernel::MatVec, rows(2, 8, true)), (301, 199, 1));
+        check(&pool, plan(mat_vec, rows(2, 8, true)), (301, 199, 1));
         check(
             &pool,
             plan(Kernel::Faer, Split::Faer { threads: 3 }),
@@ -143,11 +145,11 @@ mod tests {
         );
         // Column blocks of a one-row C, the last short.
         let columns = |threads, cols| Split::Columns { threads, cols };
-        check(&pool, plan(Kernel::VecMat, columns(2, 16)), (1, 40, 70));
-        check(&pool, plan(Kernel::VecMat, columns(3, 64)), (1, 9, 4500));
+        check(&pool, plan(vec_mat, columns(2, 16)), (1, 40, 70));
+        check(&pool, plan(vec_mat, columns(3, 64)), (1, 9, 4500));
         // Inner ranges: one (on the caller), several, a short last one.
         let inner = |threads, depth| Split::Inner { threads, depth };
-        check(&pool, plan(Kernel::VecMat, inner(2, 32)), (1, 203, 77));
+        check(&pool, plan(vec_mat, inner(2, 32)), (1, 203, 77));
         check(&pool, plan(Kernel::Faer, inner(3, 100)), (7, 1001, 33));
         check(&pool, plan(Kernel::Faer, inner(1, 1000)), (5, 300, 1000));
         if let Some(isa) = Isa::best(&CpuFeatures::detect()) {

@@ -144,7 +144,9 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
     let (m, k, n) = (shape.m, shape.k, shape.n);
     if n == 1 {
         return Plan {
-            kernel: Kernel::MatVec,
+            kernel: Kernel::MatVec {
+                avx2: features.avx2_fma,
+            },
             split: if threads > 1 && m >= 2 * gemv::ROWS {
                 let rows = m
                     .div_ceil(threads * MV_TASKS_PER_THREAD)
@@ -171,7 +173,9 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
             Split::Columns { threads, cols }
         };
         return Plan {
-            kernel: Kernel::VecMat,
+            kernel: Kernel::VecMat {
+                avx2: features.avx2_fma,
+            },
             split,
         };
     }
@@ -361,8 +365,14 @@ mod tests {
     #[test]
     fn a_table_of_shapes_gets_its_plans() {
         use Isa::{Avx2 as A2, Avx512 as A5};
-        use Kernel::{Blocked, Faer, FewRows, MatVec, Narrow, Small, VecMat};
+        use Kernel::{Blocked, Faer, FewRows, Narrow, Small};
         let s = Shape::new;
+        // The vector kernels in AVX2 (x86-64) or portable code (NEON machines).
+        let (mv_avx2, mv_portable) = (
+            Kernel::MatVec { avx2: true },
+            Kernel::MatVec { avx2: false },
+        );
+        let vm = Kernel::VecMat { avx2: true };
         let inner = |kernel, threads, depth| Plan {
             kernel,
             split: Split::Inner { threads, depth },
@@ -427,14 +437,14 @@ mod tests {
             (s(8, 256, 1000), 1, AVX512, one(Faer)),
             (s(8, 4096, 4096), 1, NEON, one(Faer)),
             // Vector shapes.
-            (s(4096, 4096, 1), 1, AVX2, one(MatVec)),
-            (s(4096, 4096, 1), 2, NEON, rows(MatVec, 2, 32, true)),
+            (s(4096, 4096, 1), 1, AVX2, one(mv_avx2)),
+            (s(4096, 4096, 1), 2, NEON, rows(mv_portable, 2, 32, true)),
             // Vector × matrix: a block of columns a thread while each has 2048 or
             // more, else ranges of a long inner dimension, else columns again.
-            (s(1, 4096, 4096), 2, AVX2, cols(VecMat, 2, 2048)),
-            (s(1, 4096, 4096), 4, AVX512, inner(VecMat, 4, 256)),
-            (s(1, 2048, 8192), 2, AVX512, cols(VecMat, 2, 4096)),
-            (s(1, 20, 2048), 2, AVX2, cols(VecMat, 2, 1024)),
+            (s(1, 4096, 4096), 2, AVX2, cols(vm, 2, 2048)),
+            (s(1, 4096, 4096), 4, AVX512, inner(vm, 4, 256)),
+            (s(1, 2048, 8192), 2, AVX512, cols(vm, 2, 4096)),
+            (s(1, 20, 2048), 2, AVX2, cols(vm, 2, 1024)),
         ];
         for &(shape, threads, features, want) in table {
             assert_eq!(

@@ -134,10 +134,16 @@ pub(crate) enum Kernel {
     FewRows(Isa),
     /// Our kernel for small products, neither operand packed ([`small`]).
     Small(Isa),
-    /// Matrix × vector, `n == 1` ([`gemv`]).
-    MatVec,
-    /// Vector × matrix, `m == 1` ([`gemv`]).
-    VecMat,
+    /// Matrix × vector, `n == 1` ([`gemv`]): AVX2+FMA where `avx2`, else portable code.
+    MatVec {
+        /// Whether the AVX2+FMA copy runs.
+        avx2: bool,
+    },
+    /// Vector × matrix, `m == 1` ([`gemv`]): AVX2+FMA where `avx2`, else portable code.
+    VecMat {
+        /// Whether the AVX2+FMA copy runs.
+        avx2: bool,
+    },
 }
 
 impl Kernel {
@@ -145,7 +151,8 @@ impl Kernel {
     /// availability: the plan asks it, and [`Kernel::run`] asserts it.
     pub fn available(self, features: &CpuFeatures) -> bool {
         match self {
-            Self::Faer | Self::MatVec | Self::VecMat => true,
+            Self::Faer => true,
+            Self::MatVec { avx2 } | Self::VecMat { avx2 } => !avx2 || features.avx2_fma,
             Self::Blocked(isa) | Self::FewRows(isa) | Self::Small(isa) => isa.available(features),
             Self::Narrow => features.avx512f,
         }
@@ -180,8 +187,8 @@ impl Kernel {
             Self::Narrow => narrow::gemm(a, b, c, dims),
             Self::Small(isa) => small::gemm(isa, a, b, c, dims),
             Self::FewRows(isa) => few_rows::gemm(isa, a, b, c, dims),
-            Self::MatVec => gemv::matrix_vector(a, b, c, dims),
-            Self::VecMat => gemv::vector_matrix(a, b, c, dims),
+            Self::MatVec { avx2 } => gemv::matrix_vector(avx2, a, b, c, dims),
+            Self::VecMat { avx2 } => gemv::vector_matrix(avx2, a, b, c, dims),
         }
     }
 }

@@ -61,8 +61,10 @@ fn kernels() -> Vec<(Kernel, usize, usize)> {
         (Kernel::Small(Isa::Avx2), usize::MAX, usize::MAX),
         (Kernel::FewRows(Isa::Avx512), few_rows::MAX_M, usize::MAX),
         (Kernel::FewRows(Isa::Avx2), few_rows::MAX_M, usize::MAX),
-        (Kernel::MatVec, usize::MAX, 1),
-        (Kernel::VecMat, 1, usize::MAX),
+        (Kernel::MatVec { avx2: true }, usize::MAX, 1),
+        (Kernel::MatVec { avx2: false }, usize::MAX, 1),
+        (Kernel::VecMat { avx2: true }, 1, usize::MAX),
+        (Kernel::VecMat { avx2: false }, 1, usize::MAX),
     ];
     all.into_iter()
         .filter(|(kernel, ..)| {

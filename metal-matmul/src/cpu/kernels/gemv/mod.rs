@@ -9,9 +9,10 @@
 //! *output* between threads so no two threads write the same element and no reduction
 //! is needed.
 //!
-//! On x86-64 the kernels are AVX2+FMA intrinsics ([`avx2`]), chosen at run time when
-//! the CPU has them (AVX-512 gains nothing here: the loops wait on memory, not
-//! arithmetic). Elsewhere a portable copy over fixed-width lane arrays runs.
+//! On x86-64 the kernels are AVX2+FMA intrinsics ([`avx2`]), which the plan chooses
+//! where the CPU has them and `FXN_CPU_SIMD` allows them (AVX-512 gains nothing here:
+//! the loops wait on memory, not arithmetic). Elsewhere a portable copy over
+//! fixed-width lane arrays runs.
 
 use super::Dims;
 
@@ -25,11 +26,12 @@ const LANES: usize = 16;
 /// vector (or of the output block) serves this many rows.
 pub(in crate::cpu) const ROWS: usize = 4;
 
-/// `C (m×1) = A (m×k) · B (k×1)` on the calling thread.
+/// `C (m×1) = A (m×k) · B (k×1)` on the calling thread, in AVX2+FMA where `avx2`.
 ///
 /// # Panics
-/// If `dims.n != 1` or the slices do not hold `dims`.
-pub(super) fn matrix_vector(a: &[f32], x: &[f32], c: &mut [f32], d: Dims) {
+/// If `dims.n != 1`, the slices do not hold `dims`, or `avx2` on a CPU without AVX2
+/// and FMA.
+pub(super) fn matrix_vector(avx2: bool, a: &[f32], x: &[f32], c: &mut [f32], d: Dims) {
     assert_eq!(d.n, 1, "matrix × vector needs n = 1");
     d.assert_fits(a, x, c);
     if d.m == 0 {
@@ -49,11 +51,11 @@ pub(super) fn matrix_vector(a: &[f32], x: &[f32], c: &mut [f32], d: Dims) {
         &strided[..]
     };
     if d.lda == d.k && d.ldc == 1 {
-        mv_rows(&a[..d.m * d.k], x, &mut c[..d.m], d.k);
+        mv_rows(avx2, &a[..d.m * d.k], x, &mut c[..d.m], d.k);
     } else {
         for i in 0..d.m {
             let row = &a[i * d.lda..i * d.lda + d.k];
-            mv_rows(row, x, std::slice::from_mut(&mut c[i * d.ldc]), d.k);
+            mv_rows(avx2, row, x, std::slice::from_mut(&mut c[i * d.ldc]), d.k);
         }
     }
 }
@@ -61,41 +63,63 @@ pub(super) fn matrix_vector(a: &[f32], x: &[f32], c: &mut [f32], d: Dims) {
 /// `C (1×n) = A (1×k) · B (k×n)` on the calling thread: the rows of B streamed whole,
 /// in storage order, four at a time into a block of C that stays in L1 (reading a
 /// column block of B instead, its rows cut into pieces, starves the hardware
-/// prefetcher).
+/// prefetcher). In AVX2+FMA where `avx2`.
 ///
 /// # Panics
-/// If `dims.m != 1` or the slices do not hold `dims`.
-pub(super) fn vector_matrix(x: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
+/// If `dims.m != 1`, the slices do not hold `dims`, or `avx2` on a CPU without AVX2
+/// and FMA.
+pub(super) fn vector_matrix(avx2: bool, x: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
     assert_eq!(d.m, 1, "vector × matrix needs m = 1");
     d.assert_fits(x, b, c);
     if d.n == 0 {
         return;
     }
-    vm_cols(&x[..d.k], b, d.ldb, &mut c[..d.n]);
+    vm_cols(avx2, &x[..d.k], b, d.ldb, &mut c[..d.n]);
 }
 
-/// Matrix × vector on one thread, with the widest kernel the CPU runs.
-fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
+/// Whether the AVX2+FMA copy runs: where `avx2` asks for it. Panics where it asks on a
+/// CPU without AVX2 and FMA (the plan never does).
+fn use_avx2(avx2: bool) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (checked just above), the only requirement
+    let has =
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let has = false;
+    assert!(
+        !avx2 || has,
+        "the AVX2 vector kernels on a CPU without AVX2 and FMA"
+    );
+    avx2
+}
+
+/// Matrix × vector on one thread, in AVX2+FMA where `avx2`.
+fn mv_rows(avx2: bool, a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2(avx2) {
+        // SAFETY: the CPU has AVX2 and FMA (`use_avx2` checked), the only requirement
         // of a `target_feature` function; its body is safe code.
         unsafe { avx2::mv_rows(a, x, c, k) };
         return;
     }
+    // Elsewhere only the check runs: a plan asking for AVX2 there panics.
+    #[cfg(not(target_arch = "x86_64"))]
+    use_avx2(avx2);
     mv_rows_generic::<{ HAS_FMA }>(a, x, c, k);
 }
 
 /// Vector × matrix into the columns `0..c.len()` of `b` (rows `ldb` apart) on one
-/// thread.
-fn vm_cols(x: &[f32], b: &[f32], ldb: usize, c: &mut [f32]) {
+/// thread, in AVX2+FMA where `avx2`.
+fn vm_cols(avx2: bool, x: &[f32], b: &[f32], ldb: usize, c: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (checked just above), the only requirement
+    if use_avx2(avx2) {
+        // SAFETY: the CPU has AVX2 and FMA (`use_avx2` checked), the only requirement
         // of a `target_feature` function; its body is safe code.
         unsafe { avx2::vm_cols(x, b, ldb, c) };
         return;
     }
+    // Elsewhere only the check runs: a plan asking for AVX2 there panics.
+    #[cfg(not(target_arch = "x86_64"))]
+    use_avx2(avx2);
     vm_cols_generic::<{ HAS_FMA }>(x, b, ldb, c);
 }
 
@@ -245,6 +269,18 @@ mod tests {
     use crate::numeric::DEFAULT_TOLERANCE;
     use crate::verify::full as verify_product;
 
+    /// The copies this CPU runs: portable always, AVX2 where it has AVX2 and FMA.
+    fn copies() -> Vec<bool> {
+        let features = crate::cpu::features::CpuFeatures::detect();
+        if !features.avx2_fma {
+            eprintln!("skipped the AVX2 vector kernels: this CPU lacks AVX2 and FMA");
+        }
+        [false, true]
+            .into_iter()
+            .filter(|&avx2| !avx2 || features.avx2_fma)
+            .collect()
+    }
+
     #[test]
     fn matrix_vector_matches_the_reference() {
         // Whole groups of four rows and the rows after them, whole and partial lanes.
@@ -259,8 +295,11 @@ mod tests {
         ] {
             let (a, x) = random(m as u64, m, k, 1);
             let dims = Dims::packed(Shape::new(m, k, 1));
-            check_product((&a, &x), (m, k, 1), |a, x, c| matrix_vector(a, x, c, dims))
-                .unwrap_or_else(|e| panic!("{e}"));
+            for avx2 in copies() {
+                let run = |a: &[f32], x: &[f32], c: &mut [f32]| matrix_vector(avx2, a, x, c, dims);
+                check_product((&a, &x), (m, k, 1), run)
+                    .unwrap_or_else(|e| panic!("avx2 {avx2}: {e}"));
+            }
         }
     }
 
@@ -277,13 +316,22 @@ mod tests {
         ] {
             let (x, b) = random(n as u64, 1, k, n);
             let dims = Dims::packed(Shape::new(1, k, n));
-            check_product((&x, &b), (1, k, n), |x, b, c| vector_matrix(x, b, c, dims))
-                .unwrap_or_else(|e| panic!("{e}"));
+            for avx2 in copies() {
+                let run = |x: &[f32], b: &[f32], c: &mut [f32]| vector_matrix(avx2, x, b, c, dims);
+                check_product((&x, &b), (1, k, n), run)
+                    .unwrap_or_else(|e| panic!("avx2 {avx2}: {e}"));
+            }
         }
     }
 
     #[test]
     fn strided_operands_match_the_reference() {
+        for avx2 in copies() {
+            strided_operands(avx2);
+        }
+    }
+
+    fn strided_operands(avx2: bool) {
         // A's rows 3 floats longer than k, B's column 2 apart, C's 5: matrix × vector.
         let (m, k) = (9, 37);
         let (a, x) = random(1, m, k, 1);
@@ -301,7 +349,7 @@ mod tests {
             ldb: 2,
             ldc: 5,
         };
-        matrix_vector(&a_wide, &x_wide, &mut c, dims);
+        matrix_vector(avx2, &a_wide, &x_wide, &mut c, dims);
         let c: Vec<f32> = c.iter().step_by(5).copied().collect();
         verify_product(&a, &x, &c, Shape::new(m, k, 1), DEFAULT_TOLERANCE).unwrap();
         // Vector × matrix on columns 3..40 of a 50-column B.
@@ -316,7 +364,7 @@ mod tests {
             ldb: n,
             ldc: 37,
         };
-        vector_matrix(&x, &b[3..], &mut c, dims);
+        vector_matrix(avx2, &x, &b[3..], &mut c, dims);
         let b_cols: Vec<f32> = b.chunks(n).flat_map(|r| r[3..40].to_vec()).collect();
         verify_product(&x, &b_cols, &c, Shape::new(1, k, 37), DEFAULT_TOLERANCE).unwrap();
     }
