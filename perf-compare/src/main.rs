@@ -26,9 +26,12 @@
 //! ```
 //!
 //! To time an AVX2-only CPU's paths on an AVX-512 one, limit ours with
-//! `FXN_CPU_SIMD=avx2` and OpenBLAS with `OPENBLAS_CORETYPE=Zen` (Haswell's kernels);
-//! faer dispatches on the CPU itself and cannot be limited, so its column stays
-//! AVX-512. The header of each table names what ours and OpenBLAS run.
+//! `FXN_CPU_SIMD=avx2` and OpenBLAS with `OPENBLAS_CORETYPE=Zen` (Haswell's kernels).
+//! The limit holds the faer column to faer's AVX2+FMA code too (its x86-64 GEMM,
+//! `private-gemm-x86`, called as faer calls it on an AVX2-only CPU; see [`faer_avx2`]),
+//! and the FMA-peak probe to AVX2; matrixmultiply 0.3 runs AVX2 anyway (its AVX-512
+//! code needs its `avx512` feature, which is off here). The
+//! header of each table names what each column runs.
 //!
 //! One process runs per thread count (matrixmultiply reads its thread count from
 //! `MATMUL_NUM_THREADS` once per process); with several counts it starts itself again.
@@ -37,6 +40,7 @@
 //! the same moment, and a library on a thread of its own could sit on the slower one.
 
 mod blas;
+mod faer_avx2;
 mod peak;
 
 use std::process::{Command, ExitCode};
@@ -44,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-use metal_matmul::{Backend, CpuBackend, Shape};
+use metal_matmul::{Backend, CpuBackend, Shape, SimdLimit};
 
 /// The shapes of issue 5's table, written m×k×n.
 const DEFAULT_SHAPES: &str = "256x256x256,1024x1024x1024,4096x4096x4096,1000x1000x1000,\
@@ -192,6 +196,15 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
     } else {
         Par::rayon(threads)
     };
+    // An AVX2 limit on ours holds faer and the probe to AVX2 as well.
+    let avx2_only = ours.simd_limit() == SimdLimit::Avx2;
+    let faer_call = move |dst: MatMut<'_, f32>, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>| {
+        if avx2_only && faer_avx2::runs() {
+            faer_avx2::matmul(dst, lhs, rhs, threads);
+        } else {
+            matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, faer_par);
+        }
+    };
 
     let mut libs: Vec<(&str, Gemm)> = vec![
         (
@@ -210,9 +223,9 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
                     // keep on the other virtual CPU, and on a shared host two vCPUs
                     // can differ by 40% at the same moment (taskset, 1024³: 53 against
                     // 91 GFLOPS), a bias no interleaving removes.
-                    matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, faer_par);
+                    faer_call(dst, lhs, rhs);
                 } else {
-                    faer_pool.install(|| matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, faer_par));
+                    faer_pool.install(|| faer_call(dst, lhs, rhs));
                 }
             }),
         ),
@@ -249,10 +262,15 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
         println!("threads,shape,library,best_gflops,median_gflops,runs");
     } else {
         println!(
-            "\n## {threads} thread{} — load average at start: {}; ours: {}; OpenBLAS: {}\n",
+            "\n## {threads} thread{} — load average at start: {}; ours: {}; faer: {}; OpenBLAS: {}\n",
             if threads == 1 { "" } else { "s" },
             load_average(),
             ours.cpu_info().simd,
+            if avx2_only && faer_avx2::runs() {
+                "held to AVX2+FMA"
+            } else {
+                "its own choice"
+            },
             blas::config()
         );
         println!(
@@ -305,7 +323,7 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
                 }
                 round_best[i].push(fastest);
             }
-            ceiling.extend(peak::fma_gflops(threads));
+            ceiling.extend(peak::fma_gflops(threads, !avx2_only));
         }
         ceiling.sort_by(f64::total_cmp);
         let ceiling_cell = match (ceiling.last(), ceiling.get(ceiling.len() / 2)) {

@@ -13,14 +13,16 @@ const PROBE: Duration = Duration::from_millis(20);
 const TRIPS: usize = 20_000;
 
 /// GFLOPS of register-only FMAs on `threads` threads (the caller and `threads - 1`
-/// spawned ones), for about [`PROBE`]; `None` on a CPU without AVX2+FMA or AVX-512F.
-pub fn fma_gflops(threads: usize) -> Option<f64> {
-    let per_trip = flops_per_trip()?;
+/// spawned ones), for about [`PROBE`], in AVX-512 where the CPU has it and `avx512`
+/// allows it, else in AVX2; `None` on a CPU without AVX2+FMA or AVX-512F.
+pub fn fma_gflops(threads: usize, avx512: bool) -> Option<f64> {
+    let avx512 = avx512 && has_avx512();
+    let per_trip = flops_per_trip(avx512)?;
     let probe = || {
         let start = Instant::now();
         let mut trips = 0usize;
         while start.elapsed() < PROBE {
-            run(TRIPS);
+            run(TRIPS, avx512);
             trips += TRIPS;
         }
         (trips as f64 * per_trip, start.elapsed().as_secs_f64())
@@ -36,11 +38,20 @@ pub fn fma_gflops(threads: usize) -> Option<f64> {
     Some(flops / secs / 1e9)
 }
 
-/// Floating-point operations of one trip of [`run`]'s loop on this CPU.
-fn flops_per_trip() -> Option<f64> {
+/// Whether the CPU has AVX-512F.
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Floating-point operations of one trip of [`run`]'s loop on this CPU, in AVX-512 where
+/// `avx512` (which the caller checked the CPU has).
+fn flops_per_trip(avx512: bool) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if avx512 {
             return Some((CHAINS_512 * 16 * 2) as f64);
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -61,12 +72,13 @@ const CHAINS_512: usize = 16;
 #[cfg(target_arch = "x86_64")]
 const CHAINS_256: usize = 12;
 
-/// `trips` trips of the widest loop this CPU runs (see [`flops_per_trip`]).
-fn run(trips: usize) {
+/// `trips` trips of the AVX-512 loop where `avx512` (which the caller checked the CPU
+/// has), else of the AVX2 one where the CPU has AVX2+FMA (see [`flops_per_trip`]).
+fn run(trips: usize, avx512: bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked above).
+        if avx512 && has_avx512() {
+            // SAFETY: the CPU has AVX-512F (checked just above).
             std::hint::black_box(unsafe { fma512(trips) });
         } else if std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
@@ -76,7 +88,7 @@ fn run(trips: usize) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = trips;
+    let _ = (trips, avx512);
 }
 
 /// # Safety

@@ -50,7 +50,12 @@ pub(super) fn run(
             });
         }
         Split::Inner { threads, depth } => inner(pool, kernel, (threads, depth), a, b, c, dims),
-        Split::Faer { threads } => pool.install(|| faer_parallel(a, b, c, dims, threads)),
+        Split::Faer { threads } => {
+            let Kernel::Faer { avx2_only } = kernel else {
+                panic!("faer's own split runs faer, not {kernel:?}");
+            };
+            pool.install(|| faer_parallel(avx2_only, a, b, c, dims, threads));
+        }
     }
 }
 
@@ -105,6 +110,9 @@ mod tests {
     use crate::cpu::kernels::Isa;
     use crate::cpu::kernels::tests::{check_product, random};
 
+    /// faer with its own choice of SIMD.
+    const FAER: Kernel = Kernel::Faer { avx2_only: false };
+
     fn pool() -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(3)
@@ -134,15 +142,21 @@ mod tests {
         };
         // Blocks that divide the rows and blocks that leave a short last one; more
         // blocks than threads; the caller joining and not.
-        check(&pool, plan(Kernel::Faer, rows(2, 16, true)), (100, 30, 20));
-        check(&pool, plan(Kernel::Faer, rows(3, 7, false)), (50, 9, 13));
-        check(&pool, plan(Kernel::Faer, rows(2, 64, false)), (64, 5, 3));
+        check(&pool, plan(FAER, rows(2, 16, true)), (100, 30, 20));
+        check(&pool, plan(FAER, rows(3, 7, false)), (50, 9, 13));
+        check(&pool, plan(FAER, rows(2, 64, false)), (64, 5, 3));
         check(&pool, plan(mat_vec, rows(2, 8, true)), (301, 199, 1));
-        check(
-            &pool,
-            plan(Kernel::Faer, Split::Faer { threads: 3 }),
-            (70, 80, 90),
-        );
+        check(&pool, plan(FAER, Split::Faer { threads: 3 }), (70, 80, 90));
+        if avx2 {
+            // faer held to its AVX2 code, in its own split and in row blocks.
+            let faer_avx2 = Kernel::Faer { avx2_only: true };
+            check(
+                &pool,
+                plan(faer_avx2, Split::Faer { threads: 3 }),
+                (70, 80, 90),
+            );
+            check(&pool, plan(faer_avx2, rows(2, 16, true)), (100, 30, 20));
+        }
         // Column blocks of a one-row C, the last short.
         let columns = |threads, cols| Split::Columns { threads, cols };
         check(&pool, plan(vec_mat, columns(2, 16)), (1, 40, 70));
@@ -150,8 +164,8 @@ mod tests {
         // Inner ranges: one (on the caller), several, a short last one.
         let inner = |threads, depth| Split::Inner { threads, depth };
         check(&pool, plan(vec_mat, inner(2, 32)), (1, 203, 77));
-        check(&pool, plan(Kernel::Faer, inner(3, 100)), (7, 1001, 33));
-        check(&pool, plan(Kernel::Faer, inner(1, 1000)), (5, 300, 1000));
+        check(&pool, plan(FAER, inner(3, 100)), (7, 1001, 33));
+        check(&pool, plan(FAER, inner(1, 1000)), (5, 300, 1000));
         if let Some(isa) = Isa::best(&CpuFeatures::detect()) {
             for (m, k, n) in [
                 (8, 2051, 64),

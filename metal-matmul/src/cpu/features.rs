@@ -11,16 +11,17 @@ pub const SIMD_ENV: &str = "FXN_CPU_SIMD";
 /// The widest instruction set the CPU backend's own kernels may use: a limit, never a
 /// request (a CPU without AVX-512 runs no AVX-512 code whatever the limit). It makes
 /// one machine measure and test the paths of a smaller one, e.g. the AVX2 kernels and
-/// plan on an AVX-512 CPU. faer, which the plan gives some shapes, dispatches on the
-/// CPU's features itself and is not limited.
+/// plan on an AVX-512 CPU. faer, which the plan gives some shapes, follows `Avx2` too
+/// (its AVX2+FMA code, what it runs on an AVX2-only CPU); under `Portable` it keeps its
+/// own choice, having no portable path that can be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SimdLimit {
     /// Everything the CPU has (the default).
     Avx512,
     /// At most AVX2 with FMA: the plan and kernels of an AVX2-only x86-64 CPU.
     Avx2,
-    /// None of our x86 kernels: faer and the portable vector kernels, as on a CPU
-    /// without AVX2 (and as on aarch64, where this limit changes nothing).
+    /// None of our x86 kernels: faer (with its own choice of SIMD) and the portable
+    /// vector kernels (and as on aarch64, where this limit changes nothing).
     Portable,
 }
 
@@ -68,6 +69,9 @@ pub(crate) struct CpuFeatures {
     pub avx2_fma: bool,
     /// aarch64 (NEON is part of the base architecture there).
     pub neon: bool,
+    /// faer held to its AVX2+FMA code: the CPU has AVX-512F, which an AVX2 limit took
+    /// away (faer would otherwise choose AVX-512 by itself).
+    pub faer_avx2: bool,
 }
 
 impl CpuFeatures {
@@ -77,6 +81,7 @@ impl CpuFeatures {
         avx512f: true,
         avx2_fma: true,
         neon: false,
+        faer_avx2: false,
     };
 
     /// An x86-64 CPU with AVX2 and FMA but no AVX-512.
@@ -85,6 +90,7 @@ impl CpuFeatures {
         avx512f: false,
         avx2_fma: true,
         neon: false,
+        faer_avx2: false,
     };
 
     /// An aarch64 CPU.
@@ -93,6 +99,7 @@ impl CpuFeatures {
         avx512f: false,
         avx2_fma: false,
         neon: true,
+        faer_avx2: false,
     };
 
     /// These features less what `limit` excludes (never more than they are).
@@ -101,11 +108,13 @@ impl CpuFeatures {
             SimdLimit::Avx512 => self,
             SimdLimit::Avx2 => Self {
                 avx512f: false,
+                faer_avx2: self.avx512f || self.faer_avx2,
                 ..self
             },
             SimdLimit::Portable => Self {
                 avx512f: false,
                 avx2_fma: false,
+                faer_avx2: false,
                 ..self
             },
         }
@@ -121,6 +130,7 @@ impl CpuFeatures {
                 avx2_fma: std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma"),
                 neon: false,
+                faer_avx2: false,
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -129,6 +139,7 @@ impl CpuFeatures {
                 avx512f: false,
                 avx2_fma: false,
                 neon: cfg!(target_arch = "aarch64"),
+                faer_avx2: false,
             }
         }
     }
@@ -156,9 +167,14 @@ mod tests {
             let avx2 = features.limited_to(SimdLimit::Avx2);
             assert!(!avx2.avx512f);
             assert_eq!(avx2.avx2_fma, features.avx2_fma);
+            // faer is held to AVX2 exactly where the limit took AVX-512 away.
+            assert_eq!(avx2.faer_avx2, features.avx512f);
+            assert_eq!(avx2.limited_to(SimdLimit::Avx2), avx2);
             let portable = features.limited_to(SimdLimit::Portable);
             assert!(!portable.avx512f && !portable.avx2_fma);
             assert_eq!(portable.neon, features.neon);
+            assert!(!portable.faer_avx2);
+            assert_eq!(avx2.limited_to(SimdLimit::Portable), portable);
         }
     }
 

@@ -245,10 +245,18 @@ mod tests {
         // Without our x86 kernels a mid-size product goes to faer.
         assert_eq!(
             plan::plan(Shape::new(512, 512, 512), 1, &portable.features).kernel,
-            kernels::Kernel::Faer
+            kernels::Kernel::Faer { avx2_only: false }
         );
         let avx2 = portable.with_simd_limit(SimdLimit::Avx2);
         assert!(!avx2.features.avx512f);
+        // faer is held to AVX2 where the limit took AVX-512 away (a 256³ product on one
+        // thread is faer's under the AVX2 plan).
+        assert_eq!(
+            plan::plan(Shape::square(256), 1, &avx2.features).kernel,
+            kernels::Kernel::Faer {
+                avx2_only: detected.avx512f
+            }
+        );
         assert_eq!(avx2.features.avx2_fma, detected.avx2_fma);
         if detected.avx512f {
             assert!(avx2.cpu_info().simd.starts_with("avx2+fma (limited"));

@@ -212,7 +212,7 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
     match blocks_per_thread {
         Some(per_thread) => row_blocks(shape, threads, per_thread, features),
         None => Plan {
-            kernel: Kernel::Faer,
+            kernel: faer(features),
             split: Split::Faer { threads },
         },
     }
@@ -256,7 +256,14 @@ fn one_thread_kernel(shape: Shape, features: &CpuFeatures) -> Kernel {
     } else if let Some(isa) = blocked_isa(shape, features) {
         Kernel::Blocked(isa)
     } else {
-        Kernel::Faer
+        faer(features)
+    }
+}
+
+/// faer's kernel, held to its AVX2+FMA code where an AVX2 limit took AVX-512 away.
+fn faer(features: &CpuFeatures) -> Kernel {
+    Kernel::Faer {
+        avx2_only: features.faer_avx2,
     }
 }
 
@@ -365,7 +372,8 @@ mod tests {
     #[test]
     fn a_table_of_shapes_gets_its_plans() {
         use Isa::{Avx2 as A2, Avx512 as A5};
-        use Kernel::{Blocked, Faer, FewRows, Narrow, Small};
+        use Kernel::{Blocked, FewRows, Narrow, Small};
+        let faer = Kernel::Faer { avx2_only: false };
         let s = Shape::new;
         // The vector kernels in AVX2 (x86-64) or portable code (NEON machines).
         let (mv_avx2, mv_portable) = (
@@ -382,7 +390,7 @@ mod tests {
             split: Split::Columns { threads, cols },
         };
         let faer_split = |threads| Plan {
-            kernel: Faer,
+            kernel: faer,
             split: Split::Faer { threads },
         };
         let table: &[(Shape, usize, CpuFeatures, Plan)] = &[
@@ -390,19 +398,19 @@ mod tests {
             // in the widest ISA of ours.
             (s(64, 64, 64), 1, AVX512, one(Small(A5))),
             (s(64, 64, 64), 1, AVX2, one(Small(A2))),
-            (s(64, 64, 64), 1, NEON, one(Faer)),
-            (s(65, 65, 65), 1, AVX2, one(Faer)),
+            (s(64, 64, 64), 1, NEON, one(faer)),
+            (s(65, 65, 65), 1, AVX2, one(faer)),
             (s(128, 128, 128), 1, AVX512, one(Small(A5))),
-            (s(129, 129, 129), 1, AVX512, one(Faer)),
-            (s(256, 256, 256), 1, AVX2, one(Faer)),
+            (s(129, 129, 129), 1, AVX512, one(faer)),
+            (s(256, 256, 256), 1, AVX2, one(faer)),
             // A long A with a small B: row blocks through the small kernel.
             (s(1000, 64, 64), 2, AVX2, rows(Small(A2), 2, 504, true)),
             (s(1000, 64, 64), 2, AVX512, rows(Small(A5), 2, 504, true)),
-            (s(256, 256, 256), 1, NEON, one(Faer)),
+            (s(256, 256, 256), 1, NEON, one(faer)),
             // Large products: the blocked kernel in the widest ISA, faer on aarch64.
             (s(1000, 1000, 1000), 1, AVX512, one(Blocked(A5))),
             (s(1024, 1024, 1024), 1, AVX2, one(Blocked(A2))),
-            (s(4096, 4096, 4096), 1, NEON, one(Faer)),
+            (s(4096, 4096, 4096), 1, NEON, one(faer)),
             // Two threads, long k: one row block per thread through the blocked kernel
             // (in whole micro-panels: 1000 rows as 504 + 496), with AVX2 from 1024 rows a
             // thread; faer's own split elsewhere.
@@ -421,21 +429,21 @@ mod tests {
                 rows(Blocked(A2), 2, 2052, false),
             ),
             (s(1000, 1000, 1000), 2, NEON, faer_split(2)),
-            (s(4096, 4096, 4096), 2, NEON, rows(Faer, 2, 2048, false)),
+            (s(4096, 4096, 4096), 2, NEON, rows(faer, 2, 2048, false)),
             // Two threads, short k: row blocks of at least 256 rows, at most 4 per
             // thread, through faer; the caller joins short products.
-            (s(256, 256, 256), 2, AVX2, rows(Faer, 2, 128, true)),
-            (s(127, 257, 513), 2, AVX512, rows(Faer, 2, 64, true)),
-            (s(4096, 64, 4096), 2, AVX2, rows(Faer, 2, 512, false)),
+            (s(256, 256, 256), 2, AVX2, rows(faer, 2, 128, true)),
+            (s(127, 257, 513), 2, AVX512, rows(faer, 2, 64, true)),
+            (s(4096, 64, 4096), 2, AVX2, rows(faer, 2, 512, false)),
             // Narrow: AVX-512's kernel, 4 blocks per thread of at least 512 rows.
             (s(4096, 4096, 64), 1, AVX512, one(Narrow)),
             (s(4096, 4096, 64), 2, AVX512, rows(Narrow, 2, 512, false)),
-            (s(4096, 4096, 64), 1, AVX2, one(Faer)),
+            (s(4096, 4096, 64), 1, AVX2, one(faer)),
             // Few rows: B streamed, the inner dimension in ranges of whole passes.
             (s(8, 4096, 4096), 1, AVX2, inner(FewRows(A2), 1, 4096)),
             (s(8, 4096, 4096), 2, AVX512, inner(FewRows(A5), 2, 512)),
-            (s(8, 256, 1000), 1, AVX512, one(Faer)),
-            (s(8, 4096, 4096), 1, NEON, one(Faer)),
+            (s(8, 256, 1000), 1, AVX512, one(faer)),
+            (s(8, 4096, 4096), 1, NEON, one(faer)),
             // Vector shapes.
             (s(4096, 4096, 1), 1, AVX2, one(mv_avx2)),
             (s(4096, 4096, 1), 2, NEON, rows(mv_portable, 2, 32, true)),

@@ -5,7 +5,7 @@
 //!
 //! | kernel | ISA | what it is for |
 //! |---|---|---|
-//! | [`Kernel::Faer`] | faer's own run-time dispatch (AVX-512, AVX2, NEON, scalar) | every general shape without a kernel of ours |
+//! | [`Kernel::Faer`] | faer's own run-time dispatch (AVX-512, AVX2, NEON, scalar), or its AVX2+FMA code under an AVX2 limit | every general shape without a kernel of ours |
 //! | [`Kernel::Blocked`] | AVX-512F (8 × 48 tile) or AVX2+FMA (6 × 16 tile) | large GEMMs: the five loops of BLIS |
 //! | [`Kernel::Narrow`] | AVX-512F | C at most 64 columns: neither operand packed |
 //! | [`Kernel::FewRows`] | AVX-512F or AVX2+FMA | 2 to 24 rows of C: B streamed once, unpacked |
@@ -124,8 +124,12 @@ impl Isa {
 /// A one-thread kernel computing `C = A·B` (C overwritten).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {
-    /// faer 0.24's product on the calling thread.
-    Faer,
+    /// faer 0.24's product on the calling thread: its own choice of SIMD, or its
+    /// AVX2+FMA code where `avx2_only` (an AVX2 limit on an AVX-512 CPU).
+    Faer {
+        /// Whether faer is held to its AVX2+FMA code.
+        avx2_only: bool,
+    },
     /// Our cache-blocked GEMM ([`blocked`]).
     Blocked(Isa),
     /// Our kernel for C of at most [`narrow::MAX_N`] columns ([`narrow`], AVX-512 only).
@@ -151,7 +155,7 @@ impl Kernel {
     /// availability: the plan asks it, and [`Kernel::run`] asserts it.
     pub fn available(self, features: &CpuFeatures) -> bool {
         match self {
-            Self::Faer => true,
+            Self::Faer { avx2_only } => !avx2_only || features.avx2_fma,
             Self::MatVec { avx2 } | Self::VecMat { avx2 } => !avx2 || features.avx2_fma,
             Self::Blocked(isa) | Self::FewRows(isa) | Self::Small(isa) => isa.available(features),
             Self::Narrow => features.avx512f,
@@ -181,7 +185,7 @@ impl Kernel {
             return;
         }
         match self {
-            Self::Faer => faer_gemm::gemm(a, b, c, dims),
+            Self::Faer { avx2_only } => faer_gemm::gemm(avx2_only, a, b, c, dims),
             Self::Blocked(Isa::Avx512) => blocked::gemm::<blocked::Avx512>(a, b, c, dims),
             Self::Blocked(Isa::Avx2) => blocked::gemm::<blocked::Avx2>(a, b, c, dims),
             Self::Narrow => narrow::gemm(a, b, c, dims),

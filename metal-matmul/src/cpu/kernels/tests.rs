@@ -53,7 +53,8 @@ pub(in crate::cpu) fn check_product(
 fn kernels() -> Vec<(Kernel, usize, usize)> {
     let features = CpuFeatures::detect();
     let all = [
-        (Kernel::Faer, usize::MAX, usize::MAX),
+        (Kernel::Faer { avx2_only: false }, usize::MAX, usize::MAX),
+        (Kernel::Faer { avx2_only: true }, usize::MAX, usize::MAX),
         (Kernel::Blocked(Isa::Avx512), usize::MAX, usize::MAX),
         (Kernel::Blocked(Isa::Avx2), usize::MAX, usize::MAX),
         (Kernel::Narrow, usize::MAX, narrow::MAX_N),
