@@ -87,8 +87,12 @@ const SPLIT_MIN_BLOCK_ROWS: usize = 256;
 /// The fewest rows of C per thread a long-k row split gives faer.
 const SPLIT_TALL_MIN_ROWS: usize = 1024;
 
-/// The fewest rows of C per thread a long-k row split gives the blocked kernel.
+/// The fewest rows of C per thread a long-k row split gives the AVX-512 blocked kernel.
 const SPLIT_BLOCKED_MIN_ROWS: usize = 64;
+
+/// The fewest rows of C per thread a long-k row split gives the AVX2 blocked kernel
+/// (1000³ and 1024³ on two threads ahead of faer's split, 512³ level).
+const SPLIT_BLOCKED_AVX2_MIN_ROWS: usize = 384;
 
 /// The most floats of B the small kernel takes in AVX2 (16 KiB: half of an L1 data
 /// cache; measured on Zen 3).
@@ -309,17 +313,21 @@ fn narrow_blocks_per_thread(shape: Shape, threads: usize, features: &CpuFeatures
 
 /// Whether a multi-threaded product with a long inner dimension (k > [`SPLIT_MAX_K`])
 /// runs as one row block per thread instead of faer's own split: when every thread
-/// gets [`SPLIT_TALL_MIN_ROWS`] rows, or [`SPLIT_BLOCKED_MIN_ROWS`] that go to the
-/// AVX-512 blocked kernel (with AVX2, faer's split was ahead below 1024 rows a thread). Never for a narrow C (at most [`narrow::MAX_N`] columns) without the
-/// narrow kernel: faer's own split is ahead there.
+/// gets [`SPLIT_TALL_MIN_ROWS`] rows, or blocks that go to the blocked kernel with
+/// [`SPLIT_BLOCKED_MIN_ROWS`] rows (AVX-512) or [`SPLIT_BLOCKED_AVX2_MIN_ROWS`]
+/// (AVX2). Never for a narrow C (at most [`narrow::MAX_N`] columns) without the narrow
+/// kernel: faer's own split is ahead there.
 fn split_tall(shape: Shape, threads: usize, features: &CpuFeatures) -> bool {
     let rows = shape.m / threads;
     let block = Shape::new(rows, shape.k, shape.n);
+    let blocked_rows = match blocked_isa(block, features) {
+        Some(Isa::Avx512) => rows >= SPLIT_BLOCKED_MIN_ROWS,
+        Some(Isa::Avx2) => rows >= SPLIT_BLOCKED_AVX2_MIN_ROWS,
+        None => false,
+    };
     shape.k > SPLIT_MAX_K
         && shape.n > narrow::MAX_N
-        && (rows >= SPLIT_TALL_MIN_ROWS
-            || (rows >= SPLIT_BLOCKED_MIN_ROWS
-                && blocked_isa(block, features) == Some(Isa::Avx512)))
+        && (rows >= SPLIT_TALL_MIN_ROWS || blocked_rows)
 }
 
 /// The ISA of the few-rows kernel for `shape` on `threads` threads, where it is ahead:
@@ -412,7 +420,7 @@ mod tests {
             (s(1024, 1024, 1024), 1, AVX2, one(Blocked(A2))),
             (s(4096, 4096, 4096), 1, NEON, one(faer)),
             // Two threads, long k: one row block per thread through the blocked kernel
-            // (in whole micro-panels: 1000 rows as 504 + 496), with AVX2 from 1024 rows a
+            // (in whole micro-panels: 1000 rows as 504 + 496), with AVX2 from 384 rows a
             // thread; faer's own split elsewhere.
             (
                 s(1000, 1000, 1000),
@@ -420,7 +428,19 @@ mod tests {
                 AVX512,
                 rows(Blocked(A5), 2, 504, false),
             ),
-            (s(1000, 1000, 1000), 2, AVX2, faer_split(2)),
+            (
+                s(1000, 1000, 1000),
+                2,
+                AVX2,
+                rows(Blocked(A2), 2, 504, false),
+            ),
+            (
+                s(1024, 1024, 1024),
+                2,
+                AVX2,
+                rows(Blocked(A2), 2, 516, false),
+            ),
+            (s(700, 1000, 1000), 2, AVX2, faer_split(2)),
             (s(512, 512, 512), 2, AVX2, faer_split(2)),
             (
                 s(4096, 4096, 4096),
