@@ -29,9 +29,11 @@
 //! `FXN_CPU_SIMD=avx2` and OpenBLAS with `OPENBLAS_CORETYPE=Zen` (Haswell's kernels).
 //! The limit holds the faer column to faer's AVX2+FMA code too (its x86-64 GEMM,
 //! `private-gemm-x86`, called as faer calls it on an AVX2-only CPU; see [`faer_avx2`]),
-//! and the FMA-peak probe to AVX2; matrixmultiply 0.3 runs AVX2 anyway (its AVX-512
-//! code needs its `avx512` feature, which is off here). The
-//! header of each table names what each column runs.
+//! and the FMA-peak probe to AVX2. matrixmultiply 0.3 chooses AVX-512 by itself too
+//! and is limited only when it is compiled: build this tool with
+//! `MMTEST_FEATURE=avx,avx2,fma` in the environment (matrixmultiply reads it with
+//! `option_env!`) and a target directory of its own. The header of each table names
+//! what each column runs.
 //!
 //! One process runs per thread count (matrixmultiply reads its thread count from
 //! `MATMUL_NUM_THREADS` once per process); with several counts it starts itself again.
@@ -178,6 +180,15 @@ fn respawn(opts: &Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What matrixmultiply may run: the features it was compiled to allow
+/// (`MMTEST_FEATURE`), or its own choice.
+fn matrixmultiply_isa() -> String {
+    match option_env!("MMTEST_FEATURE") {
+        Some(allowed) if !allowed.is_empty() => format!("held to {allowed} (MMTEST_FEATURE)"),
+        _ => "its own choice".to_owned(),
+    }
+}
+
 /// One library's way of computing `C = A·B`.
 type Gemm<'a> = Box<dyn FnMut(&[f32], &[f32], &mut [f32], Shape) + 'a>;
 
@@ -262,7 +273,7 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
         println!("threads,shape,library,best_gflops,median_gflops,runs");
     } else {
         println!(
-            "\n## {threads} thread{} — load average at start: {}; ours: {}; faer: {}; OpenBLAS: {}\n",
+            "\n## {threads} thread{} — load average at start: {}; ours: {}; faer: {}; OpenBLAS: {}; matrixmultiply: {}\n",
             if threads == 1 { "" } else { "s" },
             load_average(),
             ours.cpu_info().simd,
@@ -271,7 +282,8 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
             } else {
                 "its own choice"
             },
-            blas::config()
+            blas::config(),
+            matrixmultiply_isa()
         );
         println!(
             "| shape m×k×n | ours | faer 0.24 | OpenBLAS | matrixmultiply 0.3 | ours / best other | paired | FMA peak |"
