@@ -209,8 +209,9 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
     };
     // An AVX2 limit on ours holds faer and the probe to AVX2 as well.
     let avx2_only = ours.simd_limit() == SimdLimit::Avx2;
+    let faer_held = avx2_only && faer_avx2::runs();
     let faer_call = move |dst: MatMut<'_, f32>, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>| {
-        if avx2_only && faer_avx2::runs() {
+        if faer_held {
             faer_avx2::matmul(dst, lhs, rhs, threads);
         } else {
             matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, faer_par);
@@ -277,7 +278,7 @@ fn run(opts: &Options, threads: usize) -> Result<(), String> {
             if threads == 1 { "" } else { "s" },
             load_average(),
             ours.cpu_info().simd,
-            if avx2_only && faer_avx2::runs() {
+            if faer_held {
                 "held to AVX2+FMA"
             } else {
                 "its own choice"
