@@ -1,7 +1,7 @@
 //! Carrying out a [`Plan`]: its kernel over the blocks of its split, on the backend's
 //! pool. Nothing here chooses; `cpu::plan` has chosen.
 
-use super::kernels::{Dims, Kernel, faer_parallel, few_rows};
+use super::kernels::{Dims, Isa, Kernel, blocked, faer_parallel, few_rows};
 use super::plan::{Plan, Split};
 use super::tasks;
 use crate::Shape;
@@ -50,6 +50,15 @@ pub(super) fn run(
             });
         }
         Split::Inner { threads, depth } => inner(pool, kernel, (threads, depth), a, b, c, dims),
+        Split::Shared { threads, rows } => match kernel {
+            Kernel::Blocked(Isa::Avx2) => {
+                blocked::shared::gemm::<blocked::Avx2>(pool, (threads, rows), a, b, c, dims);
+            }
+            Kernel::Blocked(Isa::Avx512) => {
+                blocked::shared::gemm::<blocked::Avx512>(pool, (threads, rows), a, b, c, dims);
+            }
+            _ => panic!("a shared-B split runs the blocked kernel, not {kernel:?}"),
+        },
         Split::Faer { threads } => {
             let Kernel::Faer { avx2_only } = kernel else {
                 panic!("faer's own split runs faer, not {kernel:?}");

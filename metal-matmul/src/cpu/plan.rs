@@ -49,6 +49,14 @@ pub(crate) enum Split {
         /// Steps of the inner dimension per range.
         depth: usize,
     },
+    /// The blocked kernel's loops on `threads` threads sharing one packed B, in row
+    /// chunks of `rows` rows claimed as threads free up (`blocked::shared`).
+    Shared {
+        /// Threads that claim chunks.
+        threads: usize,
+        /// Rows of C per chunk (a multiple of the micro-kernel's rows).
+        rows: usize,
+    },
     /// faer's own parallel split, on `threads` threads.
     Faer {
         /// Threads faer runs on.
@@ -90,9 +98,12 @@ const SPLIT_TALL_MIN_ROWS: usize = 1024;
 /// The fewest rows of C per thread a long-k row split gives the AVX-512 blocked kernel.
 const SPLIT_BLOCKED_MIN_ROWS: usize = 64;
 
-/// The fewest rows of C per thread a long-k row split gives the AVX2 blocked kernel
-/// (1000³ and 1024³ on two threads ahead of faer's split, 512³ level).
-const SPLIT_BLOCKED_AVX2_MIN_ROWS: usize = 384;
+/// The most rows of C per chunk of a shared-B split (the AVX2 kernel's MC: its packed
+/// A chunk stays in L2). Measured on Zen 3: docs/PERFORMANCE.md, "The shared-B split".
+const SHARED_MAX_ROWS: usize = 120;
+
+/// The fewest chunks per thread of a shared-B split, so that the threads even out.
+const SHARED_CHUNKS_PER_THREAD: usize = 8;
 
 /// The most floats of B the small kernel takes in AVX2 (16 KiB: half of an L1 data
 /// cache; measured on Zen 3).
@@ -203,6 +214,9 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
             split: Split::One,
         };
     }
+    if let Some(plan) = shared(shape, threads, features) {
+        return plan;
+    }
     let blocks_per_thread =
         if let Some(per_thread) = narrow_blocks_per_thread(shape, threads, features) {
             Some(per_thread)
@@ -220,6 +234,26 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
             split: Split::Faer { threads },
         },
     }
+}
+
+/// The shared-B split of the AVX2 blocked kernel, for a product with a long inner
+/// dimension (k > [`SPLIT_MAX_K`]) that the kernel takes whole: chunks of at most
+/// [`SHARED_MAX_ROWS`] rows, at least [`SHARED_CHUNKS_PER_THREAD`] per thread. It
+/// replaced one row block per thread and faer's split there on Zen 3 (2048³ on two
+/// threads: paired 84–85% of OpenBLAS before, 93–95% after); AVX-512 machines, where
+/// it was not measured, keep their row blocks.
+fn shared(shape: Shape, threads: usize, features: &CpuFeatures) -> Option<Plan> {
+    (shape.k > SPLIT_MAX_K && blocked_isa(shape, features) == Some(Isa::Avx2)).then(|| {
+        let rows = shape
+            .m
+            .div_ceil(threads * SHARED_CHUNKS_PER_THREAD)
+            .next_multiple_of(MR_AVX2)
+            .min(SHARED_MAX_ROWS);
+        Plan {
+            kernel: Kernel::Blocked(Isa::Avx2),
+            split: Split::Shared { threads, rows },
+        }
+    })
 }
 
 /// A row split of `shape` into `per_thread` blocks per thread, each through the kernel a
@@ -313,21 +347,17 @@ fn narrow_blocks_per_thread(shape: Shape, threads: usize, features: &CpuFeatures
 
 /// Whether a multi-threaded product with a long inner dimension (k > [`SPLIT_MAX_K`])
 /// runs as one row block per thread instead of faer's own split: when every thread
-/// gets [`SPLIT_TALL_MIN_ROWS`] rows, or blocks that go to the blocked kernel with
-/// [`SPLIT_BLOCKED_MIN_ROWS`] rows (AVX-512) or [`SPLIT_BLOCKED_AVX2_MIN_ROWS`]
-/// (AVX2). Never for a narrow C (at most [`narrow::MAX_N`] columns) without the narrow
+/// gets [`SPLIT_TALL_MIN_ROWS`] rows, or [`SPLIT_BLOCKED_MIN_ROWS`] that go to the
+/// AVX-512 blocked kernel. Never for a narrow C (at most [`narrow::MAX_N`] columns) without the narrow
 /// kernel: faer's own split is ahead there.
 fn split_tall(shape: Shape, threads: usize, features: &CpuFeatures) -> bool {
     let rows = shape.m / threads;
     let block = Shape::new(rows, shape.k, shape.n);
-    let blocked_rows = match blocked_isa(block, features) {
-        Some(Isa::Avx512) => rows >= SPLIT_BLOCKED_MIN_ROWS,
-        Some(Isa::Avx2) => rows >= SPLIT_BLOCKED_AVX2_MIN_ROWS,
-        None => false,
-    };
     shape.k > SPLIT_MAX_K
         && shape.n > narrow::MAX_N
-        && (rows >= SPLIT_TALL_MIN_ROWS || blocked_rows)
+        && (rows >= SPLIT_TALL_MIN_ROWS
+            || (rows >= SPLIT_BLOCKED_MIN_ROWS
+                && blocked_isa(block, features) == Some(Isa::Avx512)))
 }
 
 /// The ISA of the few-rows kernel for `shape` on `threads` threads, where it is ahead:
@@ -401,6 +431,10 @@ mod tests {
             kernel: faer,
             split: Split::Faer { threads },
         };
+        let shared = |threads, rows| Plan {
+            kernel: Blocked(A2),
+            split: Split::Shared { threads, rows },
+        };
         let table: &[(Shape, usize, CpuFeatures, Plan)] = &[
             // Small squares: faer on one thread, except where B fits the small kernel
             // in the widest ISA of ours.
@@ -419,35 +453,32 @@ mod tests {
             (s(1000, 1000, 1000), 1, AVX512, one(Blocked(A5))),
             (s(1024, 1024, 1024), 1, AVX2, one(Blocked(A2))),
             (s(4096, 4096, 4096), 1, NEON, one(faer)),
-            // Two threads, long k: one row block per thread through the blocked kernel
-            // (in whole micro-panels: 1000 rows as 504 + 496), with AVX2 from 384 rows a
-            // thread; faer's own split elsewhere.
+            // Two threads, long k: with AVX-512, one row block per thread through the
+            // blocked kernel (in whole micro-panels: 1000 rows as 504 + 496); with AVX2,
+            // the kernel on a shared packed B in chunks of at most 120 rows, at least 8
+            // a thread; faer's own split elsewhere.
             (
                 s(1000, 1000, 1000),
                 2,
                 AVX512,
                 rows(Blocked(A5), 2, 504, false),
             ),
+            (s(1000, 1000, 1000), 2, AVX2, shared(2, 66)),
+            (s(1024, 1024, 1024), 2, AVX2, shared(2, 66)),
+            (s(700, 1000, 1000), 2, AVX2, shared(2, 48)),
+            (s(512, 512, 512), 2, AVX2, shared(2, 36)),
+            (s(4096, 4096, 4096), 2, AVX2, shared(2, 120)),
+            (s(4096, 4096, 4096), 3, AVX2, shared(3, 120)),
+            (s(100, 1000, 1000), 2, AVX2, shared(2, 12)),
+            (s(511, 511, 511), 2, AVX2, rows(faer, 2, 256, false)),
+            (s(40, 1000, 1000), 2, AVX2, faer_split(2)),
             (
-                s(1000, 1000, 1000),
+                s(700, 1000, 1000),
                 2,
-                AVX2,
-                rows(Blocked(A2), 2, 504, false),
+                AVX512,
+                rows(Blocked(A5), 2, 352, false),
             ),
-            (
-                s(1024, 1024, 1024),
-                2,
-                AVX2,
-                rows(Blocked(A2), 2, 516, false),
-            ),
-            (s(700, 1000, 1000), 2, AVX2, faer_split(2)),
-            (s(512, 512, 512), 2, AVX2, faer_split(2)),
-            (
-                s(4096, 4096, 4096),
-                2,
-                AVX2,
-                rows(Blocked(A2), 2, 2052, false),
-            ),
+            (s(40, 1000, 1000), 2, AVX512, faer_split(2)),
             (s(1000, 1000, 1000), 2, NEON, faer_split(2)),
             (s(4096, 4096, 4096), 2, NEON, rows(faer, 2, 2048, false)),
             // Two threads, short k: row blocks of at least 256 rows, at most 4 per
@@ -518,6 +549,15 @@ mod tests {
                             assert!(m == 1 && cols > 0, "{shape}: {p:?}")
                         }
                         Split::Inner { depth, .. } => assert!(depth > 0, "{shape}: {p:?}"),
+                        Split::Shared { threads: t, rows } => {
+                            assert!(
+                                t == threads
+                                    && matches!(p.kernel, Kernel::Blocked(_))
+                                    && rows > 0
+                                    && rows % MR_AVX2 == 0,
+                                "{shape}: {p:?}"
+                            );
+                        }
                         Split::Faer { threads: t } => assert_eq!(t, threads, "{shape}"),
                     }
                     if threads == 1 {

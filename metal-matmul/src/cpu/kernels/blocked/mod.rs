@@ -15,12 +15,15 @@
 //!                 C[ir, jr] (+)= A-panel · B-panel       (the micro-kernel, MR × NR)
 //! ```
 //!
-//! A multi-threaded product runs it once per thread on a block of rows of C, each
-//! thread packing B for itself (`cpu::plan`). Why each block size is what it is, and
+//! A multi-threaded product runs it either once per thread on a block of rows of C,
+//! each thread packing B for itself (AVX-512), or as [`shared`]'s loops, where the
+//! threads pack each block of B once between them and claim chunks of rows (AVX2);
+//! `cpu::plan` chooses. Why each block size is what it is, and
 //! what was tried instead: docs/PERFORMANCE.md, "The blocked kernel".
 
 mod avx2;
 mod avx512;
+pub(in crate::cpu) mod shared;
 #[cfg(target_arch = "x86_64")]
 mod transpose;
 
@@ -390,5 +393,47 @@ mod tests {
     #[test]
     fn avx2_every_edge_matches_the_reference() {
         every_edge::<Avx2>();
+    }
+
+    /// The shared-B split on 1 to 3 threads: chunks that divide m and a short last
+    /// one, one chunk, more chunks than threads, several k and NC blocks, the tall
+    /// block, partial tiles, k = 0 (C zeroed).
+    fn shared_every_edge<K: Micro>() {
+        if !K::available() {
+            eprintln!("skipped: this CPU lacks the kernel's ISA");
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let cases = [
+            ((130, 600, 1030), 2, 5),
+            ((1000, 1000, 1000), 2, 11),
+            ((7, 513, 17), 3, 1),
+            ((600, 1100, 530), 3, 20),
+            ((61, 700, 40), 1, 6),
+            ((520, 900, 1100), 2, 20),
+            ((30, 0, 40), 2, 1),
+        ];
+        for ((m, k, n), threads, panels) in cases {
+            let rows = panels * K::MR;
+            let (a, b) = patterned(m, k, n);
+            let dims = Dims::packed(Shape::new(m, k, n));
+            check_product((&a, &b), (m, k, n), |a, b, c| {
+                shared::gemm::<K>(&pool, (threads, rows), a, b, c, dims);
+            })
+            .unwrap_or_else(|e| panic!("{threads} threads, {rows}-row chunks: {e}"));
+        }
+    }
+
+    #[test]
+    fn avx512_shared_b_split_matches_the_reference() {
+        shared_every_edge::<Avx512>();
+    }
+
+    #[test]
+    fn avx2_shared_b_split_matches_the_reference() {
+        shared_every_edge::<Avx2>();
     }
 }

@@ -1,0 +1,99 @@
+//! The blocked GEMM on several threads that share one packed B, BLIS's parallel "ic"
+//! loop:
+//!
+//! ```text
+//! for each block of KC rows of B:                        (pc)
+//!     pack B[pc, ..] into NC-column blocks               (all threads, one block each in turn)
+//!     for each chunk of `rows` rows of C, claimed by whichever thread is free:
+//!         pack A[chunk, pc] into micro-panels            (this thread's own: stays in L2)
+//!         for each NC block:  C[chunk, block] (+)= A-chunk · B-block  (`run_block`)
+//! ```
+//!
+//! Against one row block per thread, each packing all of B for itself, B is packed
+//! once, and the chunks balance the threads: a thread slowed for a while (a busy
+//! neighbour on its physical core) takes fewer chunks instead of holding up the call.
+//! Each of the two phases of a KC block is one fork-join of the pool, which is what
+//! makes the second wait for the first.
+
+use super::{BUFFERS, Buffers, Micro, pack_a, pack_b, run_block};
+use crate::cpu::kernels::Dims;
+use crate::cpu::tasks;
+use std::cell::Cell;
+
+thread_local! {
+    /// The calling thread's buffer for the shared packed B (at most `KC_TALL × n`
+    /// floats: 8 MiB for 4096 columns), kept between calls like [`BUFFERS`]. A call
+    /// takes it out and puts it back, so a nested call would only allocate its own.
+    static SHARED_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// `C = A·B` for `d` through the micro-kernel `K`, on `threads` threads of `pool` (the
+/// calling thread among them), in row chunks of `rows` rows (a multiple of `K::MR`).
+/// Allocates only the kept buffers (this thread's packed B, each thread's packed A).
+///
+/// # Panics
+/// If the CPU lacks `K`'s ISA, the slices do not hold `d`, or `rows` is not a positive
+/// multiple of `K::MR`.
+pub(in crate::cpu) fn gemm<K: Micro>(
+    pool: &rayon::ThreadPool,
+    (threads, rows): (usize, usize),
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    d: Dims,
+) {
+    assert!(K::available(), "the blocked GEMM needs its ISA");
+    assert!(
+        rows > 0 && rows % K::MR == 0,
+        "row chunks of {rows} rows for a kernel of {} rows",
+        K::MR
+    );
+    d.assert_fits(a, b, c);
+    let (m, k, n) = (d.m, d.k, d.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        d.zero_c(c);
+        return;
+    }
+    let kc = if m >= K::TALL_ROWS { K::KC_TALL } else { K::KC };
+    let k_step = k.div_ceil(k.div_ceil(kc));
+    let n_padded = n.next_multiple_of(K::NR);
+    let mut kept = Buffers(SHARED_B.take());
+    let (_, b_pack) = kept.take(0, k_step * n_padded);
+    for p0 in (0..k).step_by(k_step) {
+        let kb = k_step.min(k - p0);
+        // Block j of packed B: columns j·NC.. in kb × NC floats (the last block its
+        // columns rounded up to NR), packed by whichever thread claims it.
+        let b_pack = &mut b_pack[..kb * n_padded];
+        let blocks = b_pack.chunks_mut(kb * K::NC).enumerate();
+        tasks::run(pool, threads, true, blocks, |(j, out)| {
+            let j0 = j * K::NC;
+            pack_b::<K>(b, d.ldb, (p0, kb), (j0, K::NC.min(n - j0)), out);
+        });
+        let b_pack = &*b_pack;
+        let chunks = c
+            .chunks_mut(rows * d.ldc)
+            .take(m.div_ceil(rows))
+            .enumerate();
+        tasks::run(pool, threads, true, chunks, |(i, c)| {
+            let chunk = d.with_rows(rows.min(m - i * rows));
+            let a = &a[i * rows * d.lda..];
+            BUFFERS.with_borrow_mut(|buffers| {
+                let (a_pack, _) = buffers.take(chunk.m.next_multiple_of(K::MR) * kb, 0);
+                pack_a::<K>(a, chunk, p0, kb, a_pack);
+                for (j, b_block) in b_pack.chunks(kb * K::NC).enumerate() {
+                    let j0 = j * K::NC;
+                    let block = Dims {
+                        k: kb,
+                        n: K::NC.min(n - j0),
+                        ..chunk
+                    };
+                    run_block::<K>(a_pack, b_block, &mut c[j0..], block, p0 > 0);
+                }
+            });
+        });
+    }
+    SHARED_B.set(kept.0);
+}
