@@ -50,12 +50,12 @@ pub(super) fn run(
             });
         }
         Split::Inner { threads, depth } => inner(pool, kernel, (threads, depth), a, b, c, dims),
-        Split::Shared { threads, rows } => match kernel {
+        Split::Shared { threads, chunks } => match kernel {
             Kernel::Blocked(Isa::Avx2) => {
-                blocked::shared::gemm::<blocked::Avx2>(pool, (threads, rows), a, b, c, dims);
+                blocked::shared::gemm::<blocked::Avx2>(pool, (threads, chunks), a, b, c, dims);
             }
             Kernel::Blocked(Isa::Avx512) => {
-                blocked::shared::gemm::<blocked::Avx512>(pool, (threads, rows), a, b, c, dims);
+                blocked::shared::gemm::<blocked::Avx512>(pool, (threads, chunks), a, b, c, dims);
             }
             _ => panic!("a shared-B split runs the blocked kernel, not {kernel:?}"),
         },

@@ -49,13 +49,14 @@ pub(crate) enum Split {
         /// Steps of the inner dimension per range.
         depth: usize,
     },
-    /// The blocked kernel's loops on `threads` threads sharing one packed B, in row
-    /// chunks of `rows` rows claimed as threads free up (`blocked::shared`).
+    /// The blocked kernel's loops on `threads` threads sharing one packed B, in
+    /// `chunks` chunks of C's rows (whole micro-panels, as even as they can be) claimed
+    /// as threads free up (`blocked::shared`).
     Shared {
         /// Threads that claim chunks.
         threads: usize,
-        /// Rows of C per chunk (a multiple of the micro-kernel's rows).
-        rows: usize,
+        /// Chunks of rows of C.
+        chunks: usize,
     },
     /// faer's own parallel split, on `threads` threads.
     Faer {
@@ -238,20 +239,23 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
 
 /// The shared-B split of the AVX2 blocked kernel, for a product with a long inner
 /// dimension (k > [`SPLIT_MAX_K`]) that the kernel takes whole: chunks of at most
-/// [`SHARED_MAX_ROWS`] rows, at least [`SHARED_CHUNKS_PER_THREAD`] per thread. It
+/// [`SHARED_MAX_ROWS`] rows (give or take a micro-panel), at least
+/// [`SHARED_CHUNKS_PER_THREAD`] per thread, a whole number per thread (17 chunks on
+/// two threads keep one thread a chunk longer). It
 /// replaced one row block per thread and faer's split there on Zen 3 (2048³ on two
 /// threads: paired 84–85% of OpenBLAS before, 93–95% after); AVX-512 machines, where
 /// it was not measured, keep their row blocks.
 fn shared(shape: Shape, threads: usize, features: &CpuFeatures) -> Option<Plan> {
     (shape.k > SPLIT_MAX_K && blocked_isa(shape, features) == Some(Isa::Avx2)).then(|| {
-        let rows = shape
-            .m
-            .div_ceil(threads * SHARED_CHUNKS_PER_THREAD)
-            .next_multiple_of(MR_AVX2)
-            .min(SHARED_MAX_ROWS);
+        let panels = shape.m.div_ceil(MR_AVX2);
+        let chunks = panels
+            .div_ceil(SHARED_MAX_ROWS / MR_AVX2)
+            .max(threads * SHARED_CHUNKS_PER_THREAD)
+            .next_multiple_of(threads)
+            .min(panels);
         Plan {
             kernel: Kernel::Blocked(Isa::Avx2),
-            split: Split::Shared { threads, rows },
+            split: Split::Shared { threads, chunks },
         }
     })
 }
@@ -431,9 +435,9 @@ mod tests {
             kernel: faer,
             split: Split::Faer { threads },
         };
-        let shared = |threads, rows| Plan {
+        let shared = |threads, chunks| Plan {
             kernel: Blocked(A2),
-            split: Split::Shared { threads, rows },
+            split: Split::Shared { threads, chunks },
         };
         let table: &[(Shape, usize, CpuFeatures, Plan)] = &[
             // Small squares: faer on one thread, except where B fits the small kernel
@@ -463,13 +467,15 @@ mod tests {
                 AVX512,
                 rows(Blocked(A5), 2, 504, false),
             ),
-            (s(1000, 1000, 1000), 2, AVX2, shared(2, 66)),
-            (s(1024, 1024, 1024), 2, AVX2, shared(2, 66)),
-            (s(700, 1000, 1000), 2, AVX2, shared(2, 48)),
-            (s(512, 512, 512), 2, AVX2, shared(2, 36)),
-            (s(4096, 4096, 4096), 2, AVX2, shared(2, 120)),
-            (s(4096, 4096, 4096), 3, AVX2, shared(3, 120)),
-            (s(100, 1000, 1000), 2, AVX2, shared(2, 12)),
+            (s(1000, 1000, 1000), 2, AVX2, shared(2, 16)),
+            (s(1024, 1024, 1024), 2, AVX2, shared(2, 16)),
+            (s(700, 1000, 1000), 2, AVX2, shared(2, 16)),
+            (s(512, 512, 512), 2, AVX2, shared(2, 16)),
+            (s(2048, 2048, 2048), 2, AVX2, shared(2, 18)),
+            (s(4096, 4096, 4096), 2, AVX2, shared(2, 36)),
+            (s(4096, 4096, 4096), 3, AVX2, shared(3, 36)),
+            (s(100, 1000, 1000), 2, AVX2, shared(2, 16)),
+            (s(64, 1000, 1000), 8, AVX2, shared(8, 11)),
             (s(511, 511, 511), 2, AVX2, rows(faer, 2, 256, false)),
             (s(40, 1000, 1000), 2, AVX2, faer_split(2)),
             (
@@ -549,12 +555,12 @@ mod tests {
                             assert!(m == 1 && cols > 0, "{shape}: {p:?}")
                         }
                         Split::Inner { depth, .. } => assert!(depth > 0, "{shape}: {p:?}"),
-                        Split::Shared { threads: t, rows } => {
+                        Split::Shared { threads: t, chunks } => {
                             assert!(
                                 t == threads
                                     && matches!(p.kernel, Kernel::Blocked(_))
-                                    && rows > 0
-                                    && rows % MR_AVX2 == 0,
+                                    && chunks > 0
+                                    && chunks <= m.div_ceil(MR_AVX2),
                                 "{shape}: {p:?}"
                             );
                         }

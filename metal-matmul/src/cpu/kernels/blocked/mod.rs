@@ -395,9 +395,9 @@ mod tests {
         every_edge::<Avx2>();
     }
 
-    /// The shared-B split on 1 to 3 threads: chunks that divide m and a short last
-    /// one, one chunk, more chunks than threads, several k and NC blocks, the tall
-    /// block, partial tiles, k = 0 (C zeroed).
+    /// The shared-B split on 1 to 3 threads: chunks of equal and unequal panels, one
+    /// chunk, more chunks than micro-panels, a last panel of fewer than MR rows,
+    /// several k and NC blocks, the tall block, partial tiles, k = 0 (C zeroed).
     fn shared_every_edge<K: Micro>() {
         if !K::available() {
             eprintln!("skipped: this CPU lacks the kernel's ISA");
@@ -409,21 +409,21 @@ mod tests {
             .unwrap();
         let cases = [
             ((130, 600, 1030), 2, 5),
-            ((1000, 1000, 1000), 2, 11),
+            ((1000, 1000, 1000), 2, 16),
             ((7, 513, 17), 3, 1),
-            ((600, 1100, 530), 3, 20),
-            ((61, 700, 40), 1, 6),
-            ((520, 900, 1100), 2, 20),
-            ((30, 0, 40), 2, 1),
+            ((7, 513, 17), 3, 9),
+            ((600, 1100, 530), 3, 6),
+            ((61, 700, 40), 1, 2),
+            ((520, 900, 1100), 2, 4),
+            ((30, 0, 40), 2, 3),
         ];
-        for ((m, k, n), threads, panels) in cases {
-            let rows = panels * K::MR;
+        for ((m, k, n), threads, chunks) in cases {
             let (a, b) = patterned(m, k, n);
             let dims = Dims::packed(Shape::new(m, k, n));
             check_product((&a, &b), (m, k, n), |a, b, c| {
-                shared::gemm::<K>(&pool, (threads, rows), a, b, c, dims);
+                shared::gemm::<K>(&pool, (threads, chunks), a, b, c, dims);
             })
-            .unwrap_or_else(|e| panic!("{threads} threads, {rows}-row chunks: {e}"));
+            .unwrap_or_else(|e| panic!("{threads} threads, {chunks} chunks: {e}"));
         }
     }
 
