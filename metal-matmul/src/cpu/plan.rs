@@ -241,10 +241,10 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
 /// dimension (k > [`SPLIT_MAX_K`]) that the kernel takes whole: chunks of at most
 /// [`SHARED_MAX_ROWS`] rows (give or take a micro-panel), at least
 /// [`SHARED_CHUNKS_PER_THREAD`] per thread, a whole number per thread (17 chunks on
-/// two threads keep one thread a chunk longer). It
-/// replaced one row block per thread and faer's split there on Zen 3 (2048³ on two
-/// threads: paired 84–85% of OpenBLAS before, 93–95% after); AVX-512 machines, where
-/// it was not measured, keep their row blocks.
+/// two threads keep one thread a chunk longer). It replaced one row block per thread
+/// and faer's split there on Zen 3 (2048³ on two threads: paired 84–85% of OpenBLAS
+/// before, 93–95% after); AVX-512 machines, where it was not measured, keep their row
+/// blocks.
 fn shared(shape: Shape, threads: usize, features: &CpuFeatures) -> Option<Plan> {
     (shape.k > SPLIT_MAX_K && blocked_isa(shape, features) == Some(Isa::Avx2)).then(|| {
         let panels = shape.m.div_ceil(MR_AVX2);
@@ -352,8 +352,8 @@ fn narrow_blocks_per_thread(shape: Shape, threads: usize, features: &CpuFeatures
 /// Whether a multi-threaded product with a long inner dimension (k > [`SPLIT_MAX_K`])
 /// runs as one row block per thread instead of faer's own split: when every thread
 /// gets [`SPLIT_TALL_MIN_ROWS`] rows, or [`SPLIT_BLOCKED_MIN_ROWS`] that go to the
-/// AVX-512 blocked kernel. Never for a narrow C (at most [`narrow::MAX_N`] columns) without the narrow
-/// kernel: faer's own split is ahead there.
+/// AVX-512 blocked kernel. Never for a narrow C (at most [`narrow::MAX_N`] columns)
+/// without the narrow kernel: faer's own split is ahead there.
 fn split_tall(shape: Shape, threads: usize, features: &CpuFeatures) -> bool {
     let rows = shape.m / threads;
     let block = Shape::new(rows, shape.k, shape.n);

@@ -100,21 +100,12 @@ pub(in crate::cpu) const MR_AVX2: usize = 6;
 /// # Panics
 /// If the CPU lacks `K`'s ISA or the slices do not hold `dims`.
 pub(super) fn gemm<K: Micro>(a: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
-    assert!(K::available(), "the blocked GEMM needs its ISA");
-    d.assert_fits(a, b, c);
+    if settled::<K>(a, b, c, d) {
+        return;
+    }
     let (m, k, n) = (d.m, d.k, d.n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        d.zero_c(c);
-        return;
-    }
     BUFFERS.with_borrow_mut(|buffers| {
-        // k in equal blocks of at most KC (or KC_TALL): k = 1000 in blocks of 500 + 500
-        // rather than 768 + 232.
-        let kc = if m >= K::TALL_ROWS { K::KC_TALL } else { K::KC };
-        let k_step = k.div_ceil(k.div_ceil(kc));
+        let k_step = k_step::<K>(m, k);
         let (a_pack, b_pack) = buffers.take(
             m.next_multiple_of(K::MR) * k_step,
             k_step * n.min(K::NC).next_multiple_of(K::NR),
@@ -136,6 +127,29 @@ pub(super) fn gemm<K: Micro>(a: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
             }
         }
     });
+}
+
+/// The checks every entry point makes, and the products with nothing to multiply:
+/// panics if the CPU lacks `K`'s ISA or the slices do not hold `d`; true when C is
+/// already the product (no rows or columns, or zeroed here for k = 0).
+fn settled<K: Micro>(a: &[f32], b: &[f32], c: &mut [f32], d: Dims) -> bool {
+    assert!(K::available(), "the blocked GEMM needs its ISA");
+    d.assert_fits(a, b, c);
+    if d.m == 0 || d.n == 0 {
+        return true;
+    }
+    if d.k == 0 {
+        d.zero_c(c);
+        return true;
+    }
+    false
+}
+
+/// The step of the inner dimension for a product of `m` rows: k in equal blocks of at
+/// most KC (KC_TALL from TALL_ROWS rows), k = 1000 as 500 + 500 rather than 768 + 232.
+fn k_step<K: Micro>(m: usize, k: usize) -> usize {
+    let kc = if m >= K::TALL_ROWS { K::KC_TALL } else { K::KC };
+    k.div_ceil(k.div_ceil(kc))
 }
 
 /// Runs the micro-kernel over every MR × NR tile of the block of C that starts at

@@ -15,7 +15,7 @@
 //! Each of the two phases of a KC block is one fork-join of the pool, which is what
 //! makes the second wait for the first.
 
-use super::{BUFFERS, Buffers, Micro, pack_a, pack_b, run_block};
+use super::{BUFFERS, Buffers, Micro, k_step, pack_a, pack_b, run_block, settled};
 use crate::cpu::kernels::Dims;
 use crate::cpu::tasks;
 use std::cell::Cell;
@@ -30,8 +30,8 @@ thread_local! {
 /// `C = A·B` for `d` through the micro-kernel `K`, on `threads` threads of `pool` (the
 /// calling thread among them), in `chunks` chunks of rows (at most one per micro-panel
 /// of MR rows), as even as whole micro-panels allow: 2048 rows in 18 chunks are 342
-/// micro-panels, 19 a chunk.
-/// Allocates only the kept buffers (this thread's packed B, each thread's packed A).
+/// micro-panels, 19 a chunk. Allocates only the kept buffers (this thread's packed B,
+/// each thread's packed A).
 ///
 /// # Panics
 /// If the CPU lacks `K`'s ISA or the slices do not hold `d`.
@@ -43,18 +43,11 @@ pub(in crate::cpu) fn gemm<K: Micro>(
     c: &mut [f32],
     d: Dims,
 ) {
-    assert!(K::available(), "the blocked GEMM needs its ISA");
-    d.assert_fits(a, b, c);
+    if settled::<K>(a, b, c, d) {
+        return;
+    }
     let (m, k, n) = (d.m, d.k, d.n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        d.zero_c(c);
-        return;
-    }
-    let kc = if m >= K::TALL_ROWS { K::KC_TALL } else { K::KC };
-    let k_step = k.div_ceil(k.div_ceil(kc));
+    let k_step = k_step::<K>(m, k);
     let n_padded = n.next_multiple_of(K::NR);
     let mut kept = Buffers(SHARED_B.take());
     let (_, b_pack) = kept.take(0, k_step * n_padded);
