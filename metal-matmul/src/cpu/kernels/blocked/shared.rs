@@ -53,13 +53,15 @@ pub(in crate::cpu) fn gemm<K: Micro>(
     let (_, b_pack) = kept.take(0, k_step * n_padded);
     for p0 in (0..k).step_by(k_step) {
         let kb = k_step.min(k - p0);
-        // Block j of packed B: columns j·NC.. in kb × NC floats (the last block its
-        // columns rounded up to NR), packed by whichever thread claims it.
+        // Packed B is NC-column blocks of kb × NC floats (the last one's columns
+        // rounded up to NR), each NR-column micro-panel contiguous; so a run of
+        // `group` micro-panels is one slice, packed by whichever thread claims it.
         let b_pack = &mut b_pack[..kb * n_padded];
-        let blocks = b_pack.chunks_mut(kb * K::NC).enumerate();
-        tasks::run(pool, threads, true, blocks, |(j, out)| {
-            let j0 = j * K::NC;
-            pack_b::<K>(b, d.ldb, (p0, kb), (j0, K::NC.min(n - j0)), out);
+        let group = pack_group::<K>(n_padded, threads);
+        let groups = b_pack.chunks_mut(kb * group).enumerate();
+        tasks::run(pool, threads, true, groups, |(g, out)| {
+            let j0 = g * group;
+            pack_b::<K>(b, d.ldb, (p0, kb), (j0, group.min(n - j0)), out);
         });
         let b_pack = &*b_pack;
         let parts = row_chunks(&mut *c, d, K::MR, chunks);
@@ -84,6 +86,25 @@ pub(in crate::cpu) fn gemm<K: Micro>(
     SHARED_B.set(kept.0);
 }
 
+/// Columns of B per packing task: one NC block, or where B has fewer NC blocks than
+/// there are threads (n ≤ 512 on two threads), whole micro-panels that tile a block,
+/// about one task a thread. One 512-column block was packed by one thread while the
+/// other waited; finer tasks where every thread already has a block lost 2% (768³,
+/// docs/PERFORMANCE.md, "The shared-B split").
+fn pack_group<K: Micro>(n_padded: usize, threads: usize) -> usize {
+    if n_padded.div_ceil(K::NC) >= threads {
+        return K::NC;
+    }
+    let panels_per_block = K::NC / K::NR;
+    let wanted = (n_padded / K::NR).div_ceil(threads.max(1));
+    // The largest divisor of the block's micro-panels not above `wanted` (1 at least).
+    let panels = (1..=wanted.clamp(1, panels_per_block))
+        .rev()
+        .find(|p| panels_per_block.is_multiple_of(*p))
+        .unwrap_or(1);
+    panels * K::NR
+}
+
 /// C cut into `chunks` (at least 1, at most one per micro-panel) disjoint blocks of
 /// whole `mr`-row micro-panels, the first `panels % chunks` one panel longer, each
 /// with its first row; the last ends at C's last element.
@@ -106,4 +127,34 @@ fn row_chunks(mut c: &mut [f32], d: Dims, mr: usize, chunks: usize) -> Vec<(usiz
         i0 += rows;
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::kernels::blocked::Avx2;
+
+    /// Each group is whole micro-panels that tile an NC block; B of fewer NC blocks
+    /// than threads is cut into about one group a thread, other B into whole blocks.
+    #[test]
+    fn packing_groups_tile_the_blocks() {
+        let (nr, nc) = (Avx2::NR, Avx2::NC);
+        let cases = [
+            (512, 2, 256),
+            (512, 3, 128),
+            (496, 2, 256),
+            (768, 2, 512),
+            (1008, 2, 512),
+            (4096, 2, 512),
+            (1040, 3, 512),
+            (16, 2, 16),
+            (48, 3, 16),
+            (512, 1, 512),
+        ];
+        for (n_padded, threads, want) in cases {
+            let group = pack_group::<Avx2>(n_padded, threads);
+            assert_eq!(group, want, "{n_padded} columns, {threads} threads");
+            assert!(group.is_multiple_of(nr) && nc.is_multiple_of(group));
+        }
+    }
 }
