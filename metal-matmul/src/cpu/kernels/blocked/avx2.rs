@@ -110,6 +110,10 @@ const W: usize = 8;
 #[cfg(target_arch = "x86_64")]
 const C_AHEAD: usize = 192;
 
+/// Steps of the micro-kernel per trip of its unrolled loop.
+#[cfg(target_arch = "x86_64")]
+const UNROLL: usize = 4;
+
 /// Steps ahead at which packed A is prefetched into L1. In BLIS's order (`Micro::MC`)
 /// the B micro-panel stays in L1 and A's micro-panels stream from L2.
 #[cfg(target_arch = "x86_64")]
@@ -135,33 +139,17 @@ unsafe fn kernel<const R: usize, const V: usize>(
 ) {
     let fetch_c_at = kb.saturating_sub(C_AHEAD);
     let mut acc: [[__m256; V]; R] = [[_mm256_setzero_ps(); V]; R];
-    for p in 0..kb {
-        if p == fetch_c_at {
-            for r in 0..R {
-                let row = c.wrapping_add(r * ldc);
-                // The first and last float of the row's V·8: every line it touches. A
-                // prefetch is a hint that never faults.
-                _mm_prefetch::<_MM_HINT_T0>(row.cast());
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(V * W - 1).cast());
-            }
-        }
-        // Packed A, A_AHEAD steps ahead (24 bytes a step: a new line every 2–3 steps).
-        _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add((p + A_AHEAD) * MR_AVX2).cast());
-        // SAFETY: p < kb, r < R ≤ 6 and V·8 ≤ 16, so b[p·16 .. p·16 + V·8] and
-        // a[p·6 + r] are within the panels (contract); b's rows are 64 bytes from a
-        // 32-byte aligned start, so the loads of B are aligned.
-        unsafe {
-            let bp = b.add(p * NR);
-            let bv: [__m256; V] = std::array::from_fn(|v| _mm256_load_ps(bp.add(v * W)));
-            let ap = a.add(p * MR_AVX2);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*ap.add(r));
-                for (sum, &bj) in row.iter_mut().zip(&bv) {
-                    *sum = _mm256_fmadd_ps(av, bj, *sum);
-                }
-            }
-        }
+    // SAFETY: both ranges are within 0..kb (contract).
+    unsafe { steps::<R, V>(&mut acc, a, b, 0..fetch_c_at) };
+    for r in 0..R {
+        let row = c.wrapping_add(r * ldc);
+        // The first and last float of the row's V·8: every line it touches. A
+        // prefetch is a hint that never faults.
+        _mm_prefetch::<_MM_HINT_T0>(row.cast());
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(V * W - 1).cast());
     }
+    // SAFETY: as above.
+    unsafe { steps::<R, V>(&mut acc, a, b, fetch_c_at..kb) };
     for (r, row) in acc.iter().enumerate() {
         for (v, &sum) in row.iter().enumerate() {
             // SAFETY: row r of the tile is c[r·ldc .. r·ldc + V·8], readable and
@@ -176,6 +164,54 @@ unsafe fn kernel<const R: usize, const V: usize>(
                 _mm256_storeu_ps(cp, out);
             }
         }
+    }
+}
+
+/// Steps `steps` of the micro-kernel into `acc`, [`UNROLL`] at a time (one loop
+/// counter and two prefetches of packed A for every four steps, which leaves the
+/// core's dispatch more room when a neighbour shares it), then one at a time.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `steps` lies within the `kb` steps of [`kernel`]'s
+/// panels `a` and `b` (its contract).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn steps<const R: usize, const V: usize>(
+    acc: &mut [[__m256; V]; R],
+    a: *const f32,
+    b: *const f32,
+    steps: std::ops::Range<usize>,
+) {
+    let step = |acc: &mut [[__m256; V]; R], p: usize| {
+        // SAFETY: p is one of `steps`, within kb; r < R ≤ 6 and V·8 ≤ 16, so
+        // b[p·16 .. p·16 + V·8] and a[p·6 + r] are within the panels; b's rows are
+        // 64 bytes from a 32-byte aligned start, so the loads of B are aligned.
+        unsafe {
+            let bp = b.add(p * NR);
+            let bv: [__m256; V] = std::array::from_fn(|v| _mm256_load_ps(bp.add(v * W)));
+            let ap = a.add(p * MR_AVX2);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*ap.add(r));
+                for (sum, &bj) in row.iter_mut().zip(&bv) {
+                    *sum = _mm256_fmadd_ps(av, bj, *sum);
+                }
+            }
+        }
+    };
+    let mut p = steps.start;
+    while p + UNROLL <= steps.end {
+        // Packed A, A_AHEAD steps ahead: four steps are 96 bytes, so two lines.
+        let ahead = a.wrapping_add((p + A_AHEAD) * MR_AVX2);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16).cast());
+        for q in 0..UNROLL {
+            step(acc, p + q);
+        }
+        p += UNROLL;
+    }
+    for p in p..steps.end {
+        step(acc, p);
     }
 }
 
