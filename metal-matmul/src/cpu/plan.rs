@@ -99,12 +99,13 @@ const SPLIT_TALL_MIN_ROWS: usize = 1024;
 /// The fewest rows of C per thread a long-k row split gives the AVX-512 blocked kernel.
 const SPLIT_BLOCKED_MIN_ROWS: usize = 64;
 
-/// The most rows of C per chunk of a shared-B split (the AVX2 kernel's MC: its packed
-/// A chunk stays in L2). Measured on Zen 3: docs/PERFORMANCE.md, "The shared-B split".
-const SHARED_MAX_ROWS: usize = 120;
+/// The most rows of C per chunk of a shared-B split (a quarter of the AVX2 kernel's MC
+/// of 120, for a shorter wait on the last chunk). Measured on Zen 3:
+/// docs/PERFORMANCE.md, "The shared-B split".
+const SHARED_MAX_ROWS: usize = 30;
 
 /// The fewest chunks per thread of a shared-B split, so that the threads even out.
-const SHARED_CHUNKS_PER_THREAD: usize = 8;
+const SHARED_CHUNKS_PER_THREAD: usize = 32;
 
 /// The most floats of B the small kernel takes in AVX2 (16 KiB: half of an L1 data
 /// cache; measured on Zen 3).
@@ -244,7 +245,8 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
 /// two threads keep one thread a chunk longer). It replaced one row block per thread
 /// and faer's split there on Zen 3 (2048³ on two threads: paired 84–85% of OpenBLAS
 /// before, 93–95% after); AVX-512 machines, where it was not measured, keep their row
-/// blocks.
+/// blocks. Chunks a quarter of the size they first had (MC) were 0.2–4% faster from
+/// 512³ to 4096³ on two threads.
 fn shared(shape: Shape, threads: usize, features: &CpuFeatures) -> Option<Plan> {
     (shape.k > SPLIT_MAX_K && blocked_isa(shape, features) == Some(Isa::Avx2)).then(|| {
         let panels = shape.m.div_ceil(MR_AVX2);
@@ -459,7 +461,7 @@ mod tests {
             (s(4096, 4096, 4096), 1, NEON, one(faer)),
             // Two threads, long k: with AVX-512, one row block per thread through the
             // blocked kernel (in whole micro-panels: 1000 rows as 504 + 496); with AVX2,
-            // the kernel on a shared packed B in chunks of at most 120 rows, at least 8
+            // the kernel on a shared packed B in chunks of at most 30 rows, at least 32
             // a thread; faer's own split elsewhere.
             (
                 s(1000, 1000, 1000),
@@ -467,14 +469,14 @@ mod tests {
                 AVX512,
                 rows(Blocked(A5), 2, 504, false),
             ),
-            (s(1000, 1000, 1000), 2, AVX2, shared(2, 16)),
-            (s(1024, 1024, 1024), 2, AVX2, shared(2, 16)),
-            (s(700, 1000, 1000), 2, AVX2, shared(2, 16)),
-            (s(512, 512, 512), 2, AVX2, shared(2, 16)),
-            (s(2048, 2048, 2048), 2, AVX2, shared(2, 18)),
-            (s(4096, 4096, 4096), 2, AVX2, shared(2, 36)),
-            (s(4096, 4096, 4096), 3, AVX2, shared(3, 36)),
-            (s(100, 1000, 1000), 2, AVX2, shared(2, 16)),
+            (s(1000, 1000, 1000), 2, AVX2, shared(2, 64)),
+            (s(1024, 1024, 1024), 2, AVX2, shared(2, 64)),
+            (s(700, 1000, 1000), 2, AVX2, shared(2, 64)),
+            (s(512, 512, 512), 2, AVX2, shared(2, 64)),
+            (s(2048, 2048, 2048), 2, AVX2, shared(2, 70)),
+            (s(4096, 4096, 4096), 2, AVX2, shared(2, 138)),
+            (s(4096, 4096, 4096), 3, AVX2, shared(3, 138)),
+            (s(100, 1000, 1000), 2, AVX2, shared(2, 17)),
             (s(64, 1000, 1000), 8, AVX2, shared(8, 11)),
             (s(511, 511, 511), 2, AVX2, rows(faer, 2, 256, false)),
             (s(40, 1000, 1000), 2, AVX2, faer_split(2)),
