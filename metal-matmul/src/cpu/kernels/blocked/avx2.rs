@@ -2,6 +2,8 @@
 //! two 8-float vectors), two loads of packed B and six broadcasts of packed A per step
 //! of the inner dimension, 12 fused multiply-adds; with 2 or 4 rows or 8 columns for
 //! the edges of C; and the packing of A's 6-row micro-panels by 8 × 8 transposes.
+//! In BLIS's order the first four tiles of each B micro-panel's pass ask for the next
+//! B micro-panel into L2, a quarter each, one line per four steps.
 //! 12 accumulators, 2 of B and 1 broadcast fill 15 of the 16 registers, and 12
 //! independent multiply-adds cover the FMA latency of two pipes (4 cycles on Zen 3 and
 //! Skylake).
@@ -17,6 +19,7 @@ impl Micro for Avx2 {
     const TALL_ROWS: usize = 512;
     const NC: usize = 512;
     const MC: Option<usize> = Some(120);
+    const NEXT_B_TILES: usize = UNROLL;
 
     fn available() -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -33,6 +36,7 @@ impl Micro for Avx2 {
     fn micro(
         a_panel: &[f32],
         b_panel: &[f32],
+        next_b: &[f32],
         c: &mut [f32],
         ldc: usize,
         kb: usize,
@@ -45,23 +49,29 @@ impl Micro for Avx2 {
         #[cfg(target_arch = "x86_64")]
         {
             let (a, b, c) = (a_panel.as_ptr(), b_panel.as_ptr(), c.as_mut_ptr());
+            // One line of the next B micro-panel a trip of the unrolled loop: whole
+            // tiles whose share covers every trip ask for it.
+            let fetch = next_b.len() >= (kb / UNROLL) * NR;
+            let next = next_b.as_ptr();
             // SAFETY: the CPU has AVX2 and FMA, each instance's rows and vectors are the
             // `rows` and `vectors` asserted above, and the panels and the tile have the
-            // lengths the kernel reads and writes, B 64-byte aligned (`assert_micro`).
+            // lengths the kernel reads and writes, B 64-byte aligned (`assert_micro`);
+            // `next` is only prefetched.
             unsafe {
                 match (rows, vectors) {
-                    (6, 2) => kernel::<6, 2>(kb, a, b, c, ldc, acc),
-                    (6, _) => kernel::<6, 1>(kb, a, b, c, ldc, acc),
-                    (4, 2) => kernel::<4, 2>(kb, a, b, c, ldc, acc),
-                    (4, _) => kernel::<4, 1>(kb, a, b, c, ldc, acc),
-                    (_, 2) => kernel::<2, 2>(kb, a, b, c, ldc, acc),
-                    (_, _) => kernel::<2, 1>(kb, a, b, c, ldc, acc),
+                    (6, 2) if fetch => kernel::<6, 2, true>(kb, a, b, c, ldc, acc, next),
+                    (6, 2) => kernel::<6, 2, false>(kb, a, b, c, ldc, acc, next),
+                    (6, _) => kernel::<6, 1, false>(kb, a, b, c, ldc, acc, next),
+                    (4, 2) => kernel::<4, 2, false>(kb, a, b, c, ldc, acc, next),
+                    (4, _) => kernel::<4, 1, false>(kb, a, b, c, ldc, acc, next),
+                    (_, 2) => kernel::<2, 2, false>(kb, a, b, c, ldc, acc, next),
+                    (_, _) => kernel::<2, 1, false>(kb, a, b, c, ldc, acc, next),
                 }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = acc;
+            let _ = (acc, next_b);
             unreachable!("AVX2 is x86-64 only; `assert_micro` checked availability")
         }
     }
@@ -92,8 +102,8 @@ impl Micro for Avx2 {
 use super::transpose::transpose8;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
-    __m256, _MM_HINT_T0, _mm_prefetch, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
-    _mm256_load_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    __m256, _MM_HINT_T0, _MM_HINT_T1, _mm_prefetch, _mm256_add_ps, _mm256_broadcast_ss,
+    _mm256_fmadd_ps, _mm256_load_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
 /// Columns of a whole tile.
@@ -110,8 +120,9 @@ const W: usize = 8;
 #[cfg(target_arch = "x86_64")]
 const C_AHEAD: usize = 192;
 
-/// Steps of the micro-kernel per trip of its unrolled loop.
-#[cfg(target_arch = "x86_64")]
+/// Steps of the micro-kernel per trip of its unrolled loop; also the tiles that share
+/// the prefetch of the next B micro-panel (one line a trip: 4 × kb/4 lines of a
+/// kb-line panel).
 const UNROLL: usize = 4;
 
 /// Steps ahead at which packed A is prefetched into L1. In BLIS's order (`Micro::MC`)
@@ -119,7 +130,9 @@ const UNROLL: usize = 4;
 #[cfg(target_arch = "x86_64")]
 const A_AHEAD: usize = 24;
 
-/// `C[0..R, 0..V·8] (+)= A-panel · B-panel` over `kb` steps.
+/// `C[0..R, 0..V·8] (+)= A-panel · B-panel` over `kb` steps; with `NEXT`, asking for
+/// the line `next_b + 16·i` into L2 on trip `i` of the unrolled loop (a hint: any
+/// address will do).
 ///
 /// # Safety
 /// - The CPU has AVX2 and FMA; `R ≤ 6` and `V` is 1 or 2.
@@ -129,18 +142,19 @@ const A_AHEAD: usize = 24;
 ///   `c + r·ldc`, all readable and writable and not aliased elsewhere during the call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel<const R: usize, const V: usize>(
+unsafe fn kernel<const R: usize, const V: usize, const NEXT: bool>(
     kb: usize,
     a: *const f32,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
+    next_b: *const f32,
 ) {
     let fetch_c_at = kb.saturating_sub(C_AHEAD);
     let mut acc: [[__m256; V]; R] = [[_mm256_setzero_ps(); V]; R];
     // SAFETY: both ranges are within 0..kb (contract).
-    unsafe { steps::<R, V>(&mut acc, a, b, 0..fetch_c_at) };
+    unsafe { steps::<R, V, NEXT>(&mut acc, a, b, next_b, 0..fetch_c_at) };
     for r in 0..R {
         let row = c.wrapping_add(r * ldc);
         // The first and last float of the row's V·8: every line it touches. A
@@ -149,7 +163,7 @@ unsafe fn kernel<const R: usize, const V: usize>(
         _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(V * W - 1).cast());
     }
     // SAFETY: as above.
-    unsafe { steps::<R, V>(&mut acc, a, b, fetch_c_at..kb) };
+    unsafe { steps::<R, V, NEXT>(&mut acc, a, b, next_b, fetch_c_at..kb) };
     for (r, row) in acc.iter().enumerate() {
         for (v, &sum) in row.iter().enumerate() {
             // SAFETY: row r of the tile is c[r·ldc .. r·ldc + V·8], readable and
@@ -169,7 +183,11 @@ unsafe fn kernel<const R: usize, const V: usize>(
 
 /// Steps `steps` of the micro-kernel into `acc`, [`UNROLL`] at a time (one loop
 /// counter and two prefetches of packed A for every four steps, which leaves the
-/// core's dispatch more room when a neighbour shares it), then one at a time.
+/// core's dispatch more room when a neighbour shares it; with `NEXT`, one of
+/// `next_b`), then one at a time.
+///
+/// The pointers are separate arguments: taken as one tuple, the compiled loop stored
+/// the 12 accumulators to memory after every multiply-add (30% slower, 2026-12-07).
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `steps` lies within the `kb` steps of [`kernel`]'s
@@ -177,10 +195,11 @@ unsafe fn kernel<const R: usize, const V: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn steps<const R: usize, const V: usize>(
+unsafe fn steps<const R: usize, const V: usize, const NEXT: bool>(
     acc: &mut [[__m256; V]; R],
     a: *const f32,
     b: *const f32,
+    next_b: *const f32,
     steps: std::ops::Range<usize>,
 ) {
     let step = |acc: &mut [[__m256; V]; R], p: usize| {
@@ -205,6 +224,9 @@ unsafe fn steps<const R: usize, const V: usize>(
         let ahead = a.wrapping_add((p + A_AHEAD) * MR_AVX2);
         _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16).cast());
+        if NEXT {
+            _mm_prefetch::<_MM_HINT_T1>(next_b.wrapping_add(p / UNROLL * NR).cast());
+        }
         for q in 0..UNROLL {
             step(acc, p + q);
         }

@@ -18,6 +18,7 @@ impl Micro for Avx512 {
     const TALL_ROWS: usize = 512;
     const NC: usize = 480;
     const MC: Option<usize> = None;
+    const NEXT_B_TILES: usize = 0;
 
     fn available() -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -33,6 +34,7 @@ impl Micro for Avx512 {
     fn micro(
         a_panel: &[f32],
         b_panel: &[f32],
+        _next_b: &[f32],
         c: &mut [f32],
         ldc: usize,
         kb: usize,

@@ -48,6 +48,10 @@ pub(in crate::cpu) trait Micro {
     /// Rows of C whose A micro-panels stay in L2 while B's pass (BLIS's order), or
     /// `None` for the order that keeps one A micro-panel in L1 (see [`run_block`]).
     const MC: Option<usize>;
+    /// In BLIS's order, the first tiles of each B micro-panel's pass that share out
+    /// the prefetch of the next B micro-panel into L2, each asking for its part
+    /// during its own steps; 0 where the kernel prefetches no B.
+    const NEXT_B_TILES: usize;
 
     /// Whether this CPU runs the micro-kernel (detected at run time).
     fn available() -> bool;
@@ -55,7 +59,9 @@ pub(in crate::cpu) trait Micro {
     /// The tile `c` (row stride `ldc`, `rows` × `vectors·W` floats) `(+)=` the product of
     /// an A micro-panel (`MR·kb` floats) and a B micro-panel (`NR·kb` floats, 64-byte
     /// aligned) over `kb ≤ KC_TALL` steps; `rows` is one of [`Self::edge_rows`]'s answers
-    /// or MR, `vectors·W ≤ NR`. Added to C when `accumulate`.
+    /// or MR, `vectors·W ≤ NR`. Added to C when `accumulate`. `next_b` is this tile's
+    /// share of the next B micro-panel (`NR·kb / NEXT_B_TILES` floats), asked into L2
+    /// during the call and never read, or empty.
     ///
     /// # Panics
     /// If a length, alignment or count above does not hold, or the CPU lacks the ISA.
@@ -63,6 +69,7 @@ pub(in crate::cpu) trait Micro {
     fn micro(
         a_panel: &[f32],
         b_panel: &[f32],
+        next_b: &[f32],
         c: &mut [f32],
         ldc: usize,
         kb: usize,
@@ -157,24 +164,26 @@ fn k_step<K: Micro>(m: usize, k: usize) -> usize {
 ///
 /// Without [`Micro::MC`], each A micro-panel stays in L1 while the B micro-panels of
 /// the block stream past it from L2. With it, BLIS's order: the A micro-panels of MC
-/// rows stay in L2 while one B micro-panel at a time stays in L1 and they stream past.
+/// rows stay in L2 while one B micro-panel at a time stays in L1 and they stream past,
+/// the first [`Micro::NEXT_B_TILES`] of them asking for the next B micro-panel.
 fn run_block<K: Micro>(a_pack: &[f32], b_pack: &[f32], c: &mut [f32], d: Dims, acc: bool) {
     let kb = d.k;
-    let mut tile = |ip: usize, jp: usize| {
+    let (panels_a, panels_b) = (d.m.div_ceil(K::MR), d.n.div_ceil(K::NR));
+    let mut tile = |ip: usize, jp: usize, next_b: &[f32]| {
         let (i, j) = (ip * K::MR, jp * K::NR);
         let (rows, cols) = (K::MR.min(d.m - i), K::NR.min(d.n - j));
         let a_panel = &a_pack[ip * K::MR * kb..(ip + 1) * K::MR * kb];
         let b_panel = &b_pack[jp * K::NR * kb..(jp + 1) * K::NR * kb];
         let start = i * d.ldc + j;
         let tile = &mut c[start..start + (rows - 1) * d.ldc + cols];
-        tile_kernel::<K>(a_panel, b_panel, tile, (d.ldc, kb), (rows, cols), acc);
+        let panels = (a_panel, b_panel, next_b);
+        tile_kernel::<K>(panels, tile, (d.ldc, kb), (rows, cols), acc);
     };
-    let (panels_a, panels_b) = (d.m.div_ceil(K::MR), d.n.div_ceil(K::NR));
     match K::MC {
         None => {
             for ip in 0..panels_a {
                 for jp in 0..panels_b {
-                    tile(ip, jp);
+                    tile(ip, jp, &[]);
                 }
             }
         }
@@ -183,7 +192,11 @@ fn run_block<K: Micro>(a_pack: &[f32], b_pack: &[f32], c: &mut [f32], d: Dims, a
             for first in (0..panels_a).step_by(per_chunk) {
                 for jp in 0..panels_b {
                     for ip in first..(first + per_chunk).min(panels_a) {
-                        tile(ip, jp);
+                        tile(
+                            ip,
+                            jp,
+                            next_b_share::<K>(b_pack, (kb, panels_b), ip - first, jp),
+                        );
                     }
                 }
             }
@@ -191,11 +204,27 @@ fn run_block<K: Micro>(a_pack: &[f32], b_pack: &[f32], c: &mut [f32], d: Dims, a
     }
 }
 
+/// The share of B micro-panel `jp + 1` (of the block `b_pack`: `panels` micro-panels
+/// of `kb` steps) that the `t`-th tile of micro-panel `jp`'s pass asks into L2: empty
+/// past the first [`Micro::NEXT_B_TILES`] tiles or after the block's last micro-panel.
+fn next_b_share<K: Micro>(
+    b_pack: &[f32],
+    (kb, panels): (usize, usize),
+    t: usize,
+    jp: usize,
+) -> &[f32] {
+    let panel = K::NR * kb;
+    if t >= K::NEXT_B_TILES || jp + 1 >= panels {
+        return &[];
+    }
+    let part = panel / K::NEXT_B_TILES;
+    &b_pack[(jp + 1) * panel..][t * part..(t + 1) * part]
+}
+
 /// One MR × NR tile (`rows` × `cols` of it inside C): the micro-kernel straight into C
 /// when the tile is whole, through a local tile when it sticks out of C.
 fn tile_kernel<K: Micro>(
-    a_panel: &[f32],
-    b_panel: &[f32],
+    (a_panel, b_panel, next_b): (&[f32], &[f32], &[f32]),
     tile: &mut [f32],
     (ldc, kb): (usize, usize),
     (rows, cols): (usize, usize),
@@ -205,6 +234,7 @@ fn tile_kernel<K: Micro>(
         K::micro(
             a_panel,
             b_panel,
+            next_b,
             tile,
             ldc,
             kb,
@@ -227,6 +257,7 @@ fn tile_kernel<K: Micro>(
     K::micro(
         a_panel,
         b_panel,
+        &[],
         &mut local,
         K::NR,
         kb,
@@ -397,6 +428,30 @@ mod tests {
             check_product((&a, &b), (m, k, n), |a, b, c| gemm::<K>(a, b, c, dims))
                 .unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    /// The first NEXT_B_TILES tiles of a pass ask for consecutive, equal parts that
+    /// tile the next B micro-panel exactly; later tiles and the last micro-panel's
+    /// pass ask for nothing; a kernel without the prefetch is never given a part.
+    #[test]
+    fn next_b_shares_tile_the_next_micro_panel() {
+        let (kb, panels) = (500, 3);
+        let b_pack: Vec<f32> = (0..Avx2::NR * kb * panels).map(|i| i as f32).collect();
+        let panel = Avx2::NR * kb;
+        for jp in 0..panels - 1 {
+            let mut joined = Vec::new();
+            for t in 0..Avx2::NEXT_B_TILES {
+                let part = next_b_share::<Avx2>(&b_pack, (kb, panels), t, jp);
+                assert_eq!(part.len(), panel / Avx2::NEXT_B_TILES);
+                assert!(part.len() >= kb / 4 * Avx2::NR, "covers one line a trip");
+                joined.extend_from_slice(part);
+            }
+            assert_eq!(joined, b_pack[(jp + 1) * panel..(jp + 2) * panel]);
+            let later = Avx2::NEXT_B_TILES;
+            assert!(next_b_share::<Avx2>(&b_pack, (kb, panels), later, jp).is_empty());
+        }
+        assert!(next_b_share::<Avx2>(&b_pack, (kb, panels), 0, panels - 1).is_empty());
+        assert!(next_b_share::<Avx512>(&b_pack, (kb, panels), 0, 0).is_empty());
     }
 
     #[test]
