@@ -273,7 +273,7 @@ fn row_blocks(shape: Shape, threads: usize, per_thread: usize, features: &CpuFea
     let unit = match kernel {
         Kernel::Blocked(Isa::Avx512) => MR_AVX512,
         Kernel::Blocked(Isa::Avx2) => MR_AVX2,
-        Kernel::Small(isa) => small::tile_shape(isa).0,
+        Kernel::Small(isa) => small::tile_shape(isa, shape.n).0,
         _ => 16,
     };
     let rows = shape.m.div_ceil(unit).div_ceil(blocks) * unit;

@@ -9,7 +9,7 @@
 //! | [`Kernel::Blocked`] | AVX-512F (8 × 48 tile) or AVX2+FMA (6 × 16 tile) | large GEMMs: the five loops of BLIS |
 //! | [`Kernel::Narrow`] | AVX-512F | C at most 64 columns: neither operand packed |
 //! | [`Kernel::FewRows`] | AVX-512F or AVX2+FMA | 2 to 24 rows of C: B streamed once, unpacked |
-//! | [`Kernel::Small`] | AVX-512F (8 × 32 tile) or AVX2+FMA (6 × 16 tile) | small products in L1/L2: neither operand packed |
+//! | [`Kernel::Small`] | AVX-512F (6 × 64 tile) or AVX2+FMA (6 × 16 tile) | small products in L1/L2: neither operand packed |
 //! | [`Kernel::MatVec`], [`Kernel::VecMat`] | AVX2+FMA, or portable code | `n == 1`, `m == 1`: the matrix streamed once |
 
 pub(super) mod blocked;

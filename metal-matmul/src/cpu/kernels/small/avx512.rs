@@ -1,6 +1,6 @@
-//! The small kernel's tile in AVX-512F intrinsics: `R` rows (1 to 8) of two 16-float
-//! vectors, or one, the last one masked when the tile's columns are not a multiple
-//! of 16.
+//! The small kernel's tile in AVX-512F intrinsics: `R` rows (1 to 6) of one to four
+//! 16-float vectors, or 7 and 8 rows of one or two, the last vector masked when the
+//! tile's columns are not a multiple of 16.
 //!
 //! Register-only intrinsics are safe inside a `#[target_feature]` function; the loads
 //! and stores through raw pointers keep their `unsafe` blocks.
@@ -16,7 +16,8 @@ const W: usize = 16;
 /// `C[0..rows, 0..cols] = A[0..rows, 0..k] · B[0..k, 0..cols]`, all three in place.
 ///
 /// # Safety
-/// - The CPU has AVX-512F; `1 ≤ rows ≤ 8`, `1 ≤ cols ≤ 32`.
+/// - The CPU has AVX-512F; `1 ≤ rows ≤ 6` and `1 ≤ cols ≤ 64`, or `rows` 7 or 8 and
+///   `1 ≤ cols ≤ 32`.
 /// - For `r < rows`, the `k` floats at `a + r·lda` are readable; for `p < k`, the `cols`
 ///   floats at `b + p·ldb` are readable; for `r < rows`, the `cols` floats at
 ///   `c + r·ldc` are writable and not aliased elsewhere during the call.
@@ -31,25 +32,34 @@ pub(super) unsafe fn tile(
     ldc: usize,
 ) {
     let p = (a, lda, b, ldb, c, ldc);
+    /// The instance for `R` rows and as many vectors as `cols` needs, up to `$v`.
+    macro_rules! by_vectors {
+        ($r:literal, 2) => {
+            match cols.div_ceil(W) {
+                1 => product::<$r, 1>(cols, k, p),
+                _ => product::<$r, 2>(cols, k, p),
+            }
+        };
+        ($r:literal, 4) => {
+            match cols.div_ceil(W) {
+                1 => product::<$r, 1>(cols, k, p),
+                2 => product::<$r, 2>(cols, k, p),
+                3 => product::<$r, 3>(cols, k, p),
+                _ => product::<$r, 4>(cols, k, p),
+            }
+        };
+    }
     // SAFETY: every arm is the contract above, with R = rows and (V−1)·16 < cols ≤ V·16.
     unsafe {
-        match (rows, cols.div_ceil(W)) {
-            (8, 2) => product::<8, 2>(cols, k, p),
-            (8, _) => product::<8, 1>(cols, k, p),
-            (7, 2) => product::<7, 2>(cols, k, p),
-            (7, _) => product::<7, 1>(cols, k, p),
-            (6, 2) => product::<6, 2>(cols, k, p),
-            (6, _) => product::<6, 1>(cols, k, p),
-            (5, 2) => product::<5, 2>(cols, k, p),
-            (5, _) => product::<5, 1>(cols, k, p),
-            (4, 2) => product::<4, 2>(cols, k, p),
-            (4, _) => product::<4, 1>(cols, k, p),
-            (3, 2) => product::<3, 2>(cols, k, p),
-            (3, _) => product::<3, 1>(cols, k, p),
-            (2, 2) => product::<2, 2>(cols, k, p),
-            (2, _) => product::<2, 1>(cols, k, p),
-            (_, 2) => product::<1, 2>(cols, k, p),
-            (_, _) => product::<1, 1>(cols, k, p),
+        match rows {
+            8 => by_vectors!(8, 2),
+            7 => by_vectors!(7, 2),
+            6 => by_vectors!(6, 4),
+            5 => by_vectors!(5, 4),
+            4 => by_vectors!(4, 4),
+            3 => by_vectors!(3, 4),
+            2 => by_vectors!(2, 4),
+            _ => by_vectors!(1, 4),
         }
     }
 }
