@@ -1,5 +1,10 @@
-//! `cargo xtask fuzz [--seconds N] [--skip-if-unavailable]`: runs the libFuzzer target
-//! `challenge` (the challenge parser and its validation, `fuzz/`) for N seconds.
+//! `cargo xtask fuzz [--seconds N] [--dev] [--skip-if-unavailable]`: runs the libFuzzer
+//! target `challenge` (the challenge parser and its validation, `fuzz/`) for N seconds.
+//!
+//! The target builds optimized with debug assertions (cargo-fuzz's default, the most
+//! executions a second); `--dev` builds it without optimizations (cargo-fuzz's `--dev`),
+//! which CI takes: on a slow 2-core host the optimized sanitizer build of the whole
+//! dependency tree (faer included) took 7.5 of CI's 20 minutes.
 //!
 //! cargo-fuzz passes nightly-only flags to rustc (`-Zsanitizer=address`); on a stable
 //! toolchain this sets `RUSTC_BOOTSTRAP=1` so that the same flags are accepted. The
@@ -16,6 +21,7 @@ const TARGET: &str = "challenge";
 pub fn run(root: &Path, rest: &[String]) -> Result<(), String> {
     let mut seconds: u64 = 60;
     let mut skip_if_unavailable = false;
+    let mut dev = false;
     let mut args = rest.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -27,6 +33,7 @@ pub fn run(root: &Path, rest: &[String]) -> Result<(), String> {
                     .ok_or("--seconds takes a positive number")?;
             }
             "--skip-if-unavailable" => skip_if_unavailable = true,
+            "--dev" => dev = true,
             other => return Err(format!("fuzz: unknown argument `{other}`")),
         }
     }
@@ -55,9 +62,13 @@ pub fn run(root: &Path, rest: &[String]) -> Result<(), String> {
     let corpus = fuzz_dir.join("corpus").join(TARGET);
     std::fs::create_dir_all(&corpus)
         .map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
+    // cargo-fuzz's default (no flag): optimized, with debug assertions.
+    let profile: &[&str] = if dev { &["--dev"] } else { &[] };
     let mut build = Command::new(&cargo);
     build
-        .args(["fuzz", "build", TARGET])
+        .args(["fuzz", "build"])
+        .args(profile)
+        .arg(TARGET)
         .current_dir(&fuzz_dir)
         .env("RUSTC_BOOTSTRAP", "1");
     let built = build
@@ -70,7 +81,9 @@ pub fn run(root: &Path, rest: &[String]) -> Result<(), String> {
         ));
     }
     let status = Command::new(&cargo)
-        .args(["fuzz", "run", TARGET])
+        .args(["fuzz", "run"])
+        .args(profile)
+        .arg(TARGET)
         .arg(&corpus)
         .arg(fuzz_dir.join("seeds").join(TARGET))
         .arg("--")

@@ -11,7 +11,7 @@
 //! | `bench-cuda` | `fxn-cli bench` of every CUDA method, release build |
 //! | `bindgen [--check]` | regenerate the committed FFI bindings, or fail when stale |
 //! | `shader-check` | the kernels on the CPU emulation under ThreadSanitizer and AddressSanitizer |
-//! | `fuzz [--seconds N]` | the libFuzzer target over the challenge parser and validation (`fuzz/`) |
+//! | `fuzz [--seconds N] [--dev]` | the libFuzzer target over the challenge parser and validation (`fuzz/`) |
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -36,9 +36,10 @@ tasks:
   bindgen [--check]  regenerate metal-matmul-sys/src/bindings.rs, or check it is current
   shader-check     run the kernels in shaders/ on the CPU under ThreadSanitizer and
                    AddressSanitizer+UBSan, with the sanitizers' self-tests (docs/SHADERS.md)
-  fuzz [--seconds N] [--skip-if-unavailable]
+  fuzz [--seconds N] [--dev] [--skip-if-unavailable]
                    fuzz the challenge parser and validation with cargo-fuzz for N
-                   seconds (default 60); a crash fails it (fuzz/, docs/CHALLENGE.md)";
+                   seconds (default 60), built optimized or, with --dev, not; a crash
+                   fails it (fuzz/, docs/CHALLENGE.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
