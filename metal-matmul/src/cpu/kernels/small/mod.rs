@@ -6,8 +6,9 @@
 //! large share of the call. When B fits in L2 it can instead be read in place: each
 //! 6 × 16 tile of C (6 × 64 in AVX-512) is the sum over k of six broadcasts from A's
 //! rows (sequential in each row) times two (four) vectors of one row of B. Tiles go
-//! row-block by row-block, so the tile's rows of A stay in L1 while B's columns pass; the columns past the last
-//! whole vector go through masked loads and stores. Where it is ahead of faer:
+//! row-block by row-block while B fits in L1 (the tile's rows of A stay there while
+//! B's columns pass), column panel by column panel past it ([`B_IN_L1`]); the columns
+//! past the last whole vector go through masked loads and stores. Where it is ahead of faer:
 //! docs/PERFORMANCE.md, "The small kernel".
 
 #[cfg(target_arch = "x86_64")]
@@ -20,8 +21,8 @@ use super::{CpuFeatures, Dims, Isa};
 /// Rows and columns of C per tile in `isa` for a product of `n` columns: 6 × 16 (two
 /// 8-float vectors) in AVX2; in AVX-512 6 × 64 (four 16-float vectors, 24
 /// accumulators), or 8 × 32 where `n ≤ 32` (16 accumulators where 6 × 64 would have
-/// 6 or 12), the tile of every product until 2026-12-07 (docs/PERFORMANCE.md, "The
-/// small kernel"). Row blocks of a split are cut in whole multiples of the rows.
+/// 6 or 12; docs/PERFORMANCE.md, "The small kernel"). Row blocks of a split are cut in
+/// whole multiples of the rows.
 pub(in crate::cpu) const fn tile_shape(isa: Isa, n: usize) -> (usize, usize) {
     match isa {
         Isa::Avx2 => (6, 16),
@@ -47,8 +48,9 @@ pub(super) fn gemm(isa: Isa, a: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
     );
     d.assert_fits(a, b, c);
     let (mr, nr) = tile_shape(isa, d.n);
-    // No row or no column: no tile. Tiles row-block by row-block while B fits in L1; past that, column panel by
-    // column panel, so that each panel of B stays in L1 while A's rows pass.
+    // Tiles row-block by row-block while B fits in L1; past that, column panel by
+    // column panel, so that each panel of B stays in L1 while A's rows pass. No row
+    // or no column: no tile.
     let by_columns = d.k * d.n > B_IN_L1;
     let (row_tiles, col_tiles) = (d.m.div_ceil(mr), d.n.div_ceil(nr));
     #[cfg(target_arch = "x86_64")]
