@@ -142,7 +142,11 @@ mod tests {
     fn every_split_covers_every_element() {
         let pool = pool();
         let avx2 = CpuFeatures::detect().avx2_fma;
-        let (mat_vec, vec_mat) = (Kernel::MatVec { avx2 }, Kernel::VecMat { avx2 });
+        let prefetch = avx2;
+        let (mat_vec, vec_mat) = (
+            Kernel::MatVec { avx2, prefetch },
+            Kernel::VecMat { avx2, prefetch },
+        );
         let plan = |kernel, split| Plan { kernel, split };
         let rows = |threads, rows, caller_joins| Split::Rows {
             threads,

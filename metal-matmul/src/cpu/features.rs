@@ -58,9 +58,10 @@ impl FromStr for SimdLimit {
     }
 }
 
-/// The instruction-set extensions that decide which kernels a CPU runs. Detected once
-/// per backend ([`CpuFeatures::detect`]); the plan reads nothing else about the CPU
-/// (never its vendor or model name).
+/// What the plan knows of a CPU: the instruction-set extensions that decide which
+/// kernels it runs, and the size of its last-level cache. Detected once per backend
+/// ([`CpuFeatures::detect`]); the plan reads nothing else about the CPU (never its
+/// vendor or model name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct CpuFeatures {
     /// x86-64 with AVX-512F.
@@ -72,7 +73,14 @@ pub(crate) struct CpuFeatures {
     /// faer held to its AVX2+FMA code: the CPU has AVX-512F, which an AVX2 limit took
     /// away (faer would otherwise choose AVX-512 by itself).
     pub faer_avx2: bool,
+    /// The last-level cache one core sees, in bytes; 0 where CPUID does not tell (see
+    /// [`CpuFeatures::llc_bytes`]).
+    pub llc: usize,
 }
+
+/// The last-level cache assumed where CPUID does not tell: 32 MiB, the L3 of every
+/// x86-64 machine measured here (docs/PERFORMANCE.md, "The machines").
+const DEFAULT_LLC_BYTES: usize = 32 << 20;
 
 impl CpuFeatures {
     /// An x86-64 CPU with AVX-512F (and so AVX2 and FMA).
@@ -82,6 +90,7 @@ impl CpuFeatures {
         avx2_fma: true,
         neon: false,
         faer_avx2: false,
+        llc: DEFAULT_LLC_BYTES,
     };
 
     /// An x86-64 CPU with AVX2 and FMA but no AVX-512.
@@ -91,6 +100,7 @@ impl CpuFeatures {
         avx2_fma: true,
         neon: false,
         faer_avx2: false,
+        llc: DEFAULT_LLC_BYTES,
     };
 
     /// An aarch64 CPU.
@@ -100,7 +110,18 @@ impl CpuFeatures {
         avx2_fma: false,
         neon: true,
         faer_avx2: false,
+        llc: DEFAULT_LLC_BYTES,
     };
+
+    /// The last-level cache one core sees, in bytes: as detected, else
+    /// [`DEFAULT_LLC_BYTES`].
+    pub fn llc_bytes(&self) -> usize {
+        if self.llc == 0 {
+            DEFAULT_LLC_BYTES
+        } else {
+            self.llc
+        }
+    }
 
     /// These features less what `limit` excludes (never more than they are).
     pub fn limited_to(self, limit: SimdLimit) -> Self {
@@ -120,8 +141,9 @@ impl CpuFeatures {
         }
     }
 
-    /// The features of the CPU this runs on. Cheap (the standard library caches the
-    /// CPUID answers), but callers keep the result rather than ask per call.
+    /// The features of the CPU this runs on. Cheap after the first call (the standard
+    /// library keeps the CPUID answers, `caches` the cache size), but callers keep the
+    /// result rather than ask per call.
     pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
@@ -131,6 +153,7 @@ impl CpuFeatures {
                     && std::arch::is_x86_feature_detected!("fma"),
                 neon: false,
                 faer_avx2: false,
+                llc: super::caches::last_level_bytes().unwrap_or(0),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -140,6 +163,7 @@ impl CpuFeatures {
                 avx2_fma: false,
                 neon: cfg!(target_arch = "aarch64"),
                 faer_avx2: false,
+                llc: super::caches::last_level_bytes().unwrap_or(0),
             }
         }
     }

@@ -14,6 +14,7 @@
 //! once to its workers; a product that finds no thread free, or is worth one, runs on
 //! its caller's thread at once.
 
+mod caches;
 mod exec;
 mod features;
 mod info;

@@ -10,7 +10,7 @@
 //! | [`Kernel::Narrow`] | AVX-512F | C at most 64 columns: neither operand packed |
 //! | [`Kernel::FewRows`] | AVX-512F or AVX2+FMA | 2 to 24 rows of C: B streamed once, unpacked |
 //! | [`Kernel::Small`] | AVX-512F (6 × 64 tile) or AVX2+FMA (6 × 16 tile) | small products in L1/L2: neither operand packed |
-//! | [`Kernel::MatVec`], [`Kernel::VecMat`] | AVX2+FMA, or portable code | `n == 1`, `m == 1`: the matrix streamed once |
+//! | [`Kernel::MatVec`], [`Kernel::VecMat`] | AVX2+FMA (software prefetch for a matrix past the last-level cache), or portable code | `n == 1`, `m == 1`: the matrix streamed once |
 
 pub(super) mod blocked;
 mod faer_gemm;
@@ -142,11 +142,15 @@ pub(crate) enum Kernel {
     MatVec {
         /// Whether the AVX2+FMA copy runs.
         avx2: bool,
+        /// Whether the AVX2+FMA copy asks for the next rows of A into L2 ahead of use.
+        prefetch: bool,
     },
     /// Vector × matrix, `m == 1` ([`gemv`]): AVX2+FMA where `avx2`, else portable code.
     VecMat {
         /// Whether the AVX2+FMA copy runs.
         avx2: bool,
+        /// Whether the AVX2+FMA copy asks for the next rows of B into L2 ahead of use.
+        prefetch: bool,
     },
 }
 
@@ -156,7 +160,7 @@ impl Kernel {
     pub fn available(self, features: &CpuFeatures) -> bool {
         match self {
             Self::Faer { avx2_only } => !avx2_only || features.avx2_fma,
-            Self::MatVec { avx2 } | Self::VecMat { avx2 } => !avx2 || features.avx2_fma,
+            Self::MatVec { avx2, .. } | Self::VecMat { avx2, .. } => !avx2 || features.avx2_fma,
             Self::Blocked(isa) | Self::FewRows(isa) | Self::Small(isa) => isa.available(features),
             Self::Narrow => features.avx512f,
         }
@@ -191,8 +195,12 @@ impl Kernel {
             Self::Narrow => narrow::gemm(a, b, c, dims),
             Self::Small(isa) => small::gemm(isa, a, b, c, dims),
             Self::FewRows(isa) => few_rows::gemm(isa, a, b, c, dims),
-            Self::MatVec { avx2 } => gemv::matrix_vector(avx2, a, b, c, dims),
-            Self::VecMat { avx2 } => gemv::vector_matrix(avx2, a, b, c, dims),
+            Self::MatVec { avx2, prefetch } => {
+                gemv::matrix_vector((avx2, prefetch), a, b, c, dims);
+            }
+            Self::VecMat { avx2, prefetch } => {
+                gemv::vector_matrix((avx2, prefetch), a, b, c, dims);
+            }
         }
     }
 }

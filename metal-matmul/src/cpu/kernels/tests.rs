@@ -62,12 +62,19 @@ fn kernels() -> Vec<(Kernel, usize, usize)> {
         (Kernel::Small(Isa::Avx2), usize::MAX, usize::MAX),
         (Kernel::FewRows(Isa::Avx512), few_rows::MAX_M, usize::MAX),
         (Kernel::FewRows(Isa::Avx2), few_rows::MAX_M, usize::MAX),
-        (Kernel::MatVec { avx2: true }, usize::MAX, 1),
-        (Kernel::MatVec { avx2: false }, usize::MAX, 1),
-        (Kernel::VecMat { avx2: true }, 1, usize::MAX),
-        (Kernel::VecMat { avx2: false }, 1, usize::MAX),
     ];
+    // The vector kernels in both copies, with and without prefetch (which the portable
+    // copy ignores).
+    let vector = [(true, true), (true, false), (false, true), (false, false)]
+        .into_iter()
+        .flat_map(|(avx2, prefetch)| {
+            [
+                (Kernel::MatVec { avx2, prefetch }, usize::MAX, 1),
+                (Kernel::VecMat { avx2, prefetch }, 1, usize::MAX),
+            ]
+        });
     all.into_iter()
+        .chain(vector)
         .filter(|(kernel, ..)| {
             let runs = kernel.available(&features);
             if !runs {

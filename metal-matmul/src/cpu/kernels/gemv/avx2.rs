@@ -1,5 +1,8 @@
 //! The vector kernels in AVX2+FMA intrinsics: 256-bit loads, two accumulators per row
-//! of A (matrix × vector), four rows of B per pass over a block of C (vector × matrix).
+//! of A (matrix × vector), eight rows of B per pass over a block of C (vector × matrix).
+//! With `PREFETCH`, each pass asks for the rows of the next one into L2, a line per row
+//! per step, as it goes: for a matrix larger than the last-level cache, where the
+//! hardware prefetcher alone leaves the loop waiting on DRAM.
 //!
 //! Every function here requires a CPU with AVX2 and FMA; the callers check that with
 //! `is_x86_feature_detected!` before calling.
@@ -10,9 +13,9 @@
 //! no compiler flags as unneeded.
 
 use std::arch::x86_64::{
-    __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
-    _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
-    _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    __m256, _MM_HINT_T1, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_prefetch,
+    _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps,
+    _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
 use super::ROWS;
@@ -41,22 +44,41 @@ unsafe fn hsum(v: __m256) -> f32 {
     }
 }
 
-/// `c[i] = a[i, :] · x` for every row of `a` (`c.len()` rows of `k`).
+/// `c[i] = a[i, :] · x` for every row of `a` (`c.len()` rows of `k`), asking for the
+/// next rows ahead where `prefetch`.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
+pub(super) unsafe fn mv_rows(a: &[f32], x: &[f32], c: &mut [f32], k: usize, prefetch: bool) {
     // SAFETY: this function's own contract: the CPU has AVX2 and FMA.
-    unsafe { mv_rows_body(a, x, c, k) }
+    unsafe {
+        if prefetch {
+            mv_rows_body::<true>(a, x, c, k);
+        } else {
+            mv_rows_body::<false>(a, x, c, k);
+        }
+    }
 }
 
-/// The body of [`mv_rows`], inlined into it.
+/// Asks for the cache line at `p` into L2 (and L3); the line is only fetched.
+///
+/// # Safety
+/// The CPU must have SSE (every x86-64 CPU does).
+#[inline(always)]
+unsafe fn prefetch_l2(p: *const f32) {
+    // SAFETY: a prefetch never faults, whatever the address, and writes nothing; the
+    // callers pass addresses inside their slices anyway.
+    unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+}
+
+/// The body of [`mv_rows`], inlined into it: rows in groups of [`ROWS`], the next
+/// group asked for ahead where `PREFETCH`.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[inline(always)]
-unsafe fn mv_rows_body(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
+unsafe fn mv_rows_body<const PREFETCH: bool>(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
     let m = c.len();
     assert!(a.len() == m * k && x.len() == k, "matrix × vector lengths");
     let body = k - k % (2 * W);
@@ -64,14 +86,22 @@ unsafe fn mv_rows_body(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
     let mut i = 0;
     while i + ROWS <= m {
         let r = a[i * k..].as_ptr();
+        // The next group's rows, where there is a whole one.
+        let ahead = PREFETCH && i + 2 * ROWS <= m;
         // SAFETY: the caller guarantees AVX2 and FMA; register-only intrinsics.
         let mut acc = unsafe { [_mm256_setzero_ps(); 2 * ROWS] };
         let mut p = 0;
         while p < body {
             // SAFETY: p + 16 ≤ body ≤ k, so x[p..p + 16] is in bounds, and for each of
             // the ROWS rows (i + ROWS ≤ m) so is a[(i + row)·k + p ..][..16], since
-            // a.len() == m·k (asserted above).
+            // a.len() == m·k (asserted above); where `ahead`, i + 2·ROWS ≤ m, so the
+            // next group's a[(i + ROWS + row)·k + p] is in bounds too.
             unsafe {
+                if ahead {
+                    for row in 0..ROWS {
+                        prefetch_l2(r.add((ROWS + row) * k + p));
+                    }
+                }
                 let x0 = _mm256_loadu_ps(xp.add(p));
                 let x1 = _mm256_loadu_ps(xp.add(p + W));
                 for row in 0..ROWS {
@@ -123,22 +153,29 @@ unsafe fn mv_rows_body(a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
 }
 
 /// `c[j] = Σ_p x[p]·b[p, j]` for the columns `0..c.len()` of `b`, whose `k = x.len()`
-/// rows are `ldb` floats apart.
+/// rows are `ldb` floats apart, asking for the next pass's rows ahead where `prefetch`.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn vm_cols(x: &[f32], b: &[f32], ldb: usize, c: &mut [f32]) {
+pub(super) unsafe fn vm_cols(x: &[f32], b: &[f32], ldb: usize, c: &mut [f32], prefetch: bool) {
     // SAFETY: this function's own contract: the CPU has AVX2 and FMA.
-    unsafe { vm_cols_body(x, b, ldb, c) }
+    unsafe {
+        if prefetch {
+            vm_cols_body::<true>(x, b, ldb, c);
+        } else {
+            vm_cols_body::<false>(x, b, ldb, c);
+        }
+    }
 }
 
-/// The body of [`vm_cols`], inlined into it.
+/// The body of [`vm_cols`], inlined into it: passes of [`VM_ROWS`] rows of B over the
+/// block of C, the next pass's rows asked for ahead where `PREFETCH`.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[inline(always)]
-unsafe fn vm_cols_body(x: &[f32], b: &[f32], n: usize, c: &mut [f32]) {
+unsafe fn vm_cols_body<const PREFETCH: bool>(x: &[f32], b: &[f32], n: usize, c: &mut [f32]) {
     let k = x.len();
     let width = c.len();
     assert!(
@@ -155,12 +192,20 @@ unsafe fn vm_cols_body(x: &[f32], b: &[f32], n: usize, c: &mut [f32]) {
             unsafe { _mm256_set1_ps(x[p + r]) }
         });
         let base = b[p * n..].as_ptr();
+        // The next pass's rows, where there is a whole one.
+        let ahead = PREFETCH && p + 2 * VM_ROWS <= k;
         let mut j = 0;
         while j < body {
             // SAFETY: j + 16 ≤ body ≤ width, so c[j..j + 16] is in bounds; for each of
             // the VM_ROWS rows p + r < k, b[(p + r)·n + j ..][..16] ends before
-            // (p + r)·n + width ≤ (k - 1)·n + width ≤ b.len() (asserted above).
+            // (p + r)·n + width ≤ (k - 1)·n + width ≤ b.len() (asserted above); where
+            // `ahead`, the rows p + VM_ROWS + r < k are in bounds the same way.
             unsafe {
+                if ahead {
+                    for r in 0..VM_ROWS {
+                        prefetch_l2(base.add((VM_ROWS + r) * n + j));
+                    }
+                }
                 let mut c0 = _mm256_loadu_ps(cp.add(j));
                 let mut c1 = _mm256_loadu_ps(cp.add(j + W));
                 for (r, xr) in xs.iter().enumerate() {

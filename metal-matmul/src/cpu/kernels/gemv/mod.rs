@@ -11,8 +11,9 @@
 //!
 //! On x86-64 the kernels are AVX2+FMA intrinsics ([`avx2`]), which the plan chooses
 //! where the CPU has them and `FXN_CPU_SIMD` allows them (AVX-512 gains nothing here:
-//! the loops wait on memory, not arithmetic). Elsewhere a portable copy over
-//! fixed-width lane arrays runs.
+//! the loops wait on memory, not arithmetic), with software prefetch where the plan
+//! asks for it (a matrix larger than the last-level cache). Elsewhere a portable copy
+//! over fixed-width lane arrays runs.
 
 use super::Dims;
 
@@ -26,12 +27,19 @@ const LANES: usize = 16;
 /// vector (or of the output block) serves this many rows.
 pub(in crate::cpu) const ROWS: usize = 4;
 
-/// `C (m×1) = A (m×k) · B (k×1)` on the calling thread, in AVX2+FMA where `avx2`.
+/// `C (m×1) = A (m×k) · B (k×1)` on the calling thread, in AVX2+FMA where `avx2`,
+/// which asks for A's next rows ahead where `prefetch` (the portable copy ignores it).
 ///
 /// # Panics
 /// If `dims.n != 1`, the slices do not hold `dims`, or `avx2` on a CPU without AVX2
 /// and FMA.
-pub(super) fn matrix_vector(avx2: bool, a: &[f32], x: &[f32], c: &mut [f32], d: Dims) {
+pub(super) fn matrix_vector(
+    (avx2, prefetch): (bool, bool),
+    a: &[f32],
+    x: &[f32],
+    c: &mut [f32],
+    d: Dims,
+) {
     assert_eq!(d.n, 1, "matrix × vector needs n = 1");
     d.assert_fits(a, x, c);
     if d.m == 0 {
@@ -51,11 +59,12 @@ pub(super) fn matrix_vector(avx2: bool, a: &[f32], x: &[f32], c: &mut [f32], d: 
         &strided[..]
     };
     if d.lda == d.k && d.ldc == 1 {
-        mv_rows(avx2, &a[..d.m * d.k], x, &mut c[..d.m], d.k);
+        mv_rows((avx2, prefetch), &a[..d.m * d.k], x, &mut c[..d.m], d.k);
     } else {
         for i in 0..d.m {
             let row = &a[i * d.lda..i * d.lda + d.k];
-            mv_rows(avx2, row, x, std::slice::from_mut(&mut c[i * d.ldc]), d.k);
+            let out = std::slice::from_mut(&mut c[i * d.ldc]);
+            mv_rows((avx2, false), row, x, out, d.k);
         }
     }
 }
@@ -63,18 +72,25 @@ pub(super) fn matrix_vector(avx2: bool, a: &[f32], x: &[f32], c: &mut [f32], d: 
 /// `C (1×n) = A (1×k) · B (k×n)` on the calling thread: the rows of B streamed whole,
 /// in storage order, four at a time into a block of C that stays in L1 (reading a
 /// column block of B instead, its rows cut into pieces, starves the hardware
-/// prefetcher). In AVX2+FMA where `avx2`.
+/// prefetcher). In AVX2+FMA where `avx2`, which asks for the next rows of B ahead
+/// where `prefetch` (the portable copy ignores it).
 ///
 /// # Panics
 /// If `dims.m != 1`, the slices do not hold `dims`, or `avx2` on a CPU without AVX2
 /// and FMA.
-pub(super) fn vector_matrix(avx2: bool, x: &[f32], b: &[f32], c: &mut [f32], d: Dims) {
+pub(super) fn vector_matrix(
+    (avx2, prefetch): (bool, bool),
+    x: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    d: Dims,
+) {
     assert_eq!(d.m, 1, "vector × matrix needs m = 1");
     d.assert_fits(x, b, c);
     if d.n == 0 {
         return;
     }
-    vm_cols(avx2, &x[..d.k], b, d.ldb, &mut c[..d.n]);
+    vm_cols((avx2, prefetch), &x[..d.k], b, d.ldb, &mut c[..d.n]);
 }
 
 /// Whether the AVX2+FMA copy runs: where `avx2` asks for it. Panics where it asks on a
@@ -92,34 +108,37 @@ fn use_avx2(avx2: bool) -> bool {
     avx2
 }
 
-/// Matrix × vector on one thread, in AVX2+FMA where `avx2`.
-fn mv_rows(avx2: bool, a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
+/// Matrix × vector on one thread, in AVX2+FMA where `avx2` (prefetching where
+/// `prefetch`).
+fn mv_rows((avx2, prefetch): (bool, bool), a: &[f32], x: &[f32], c: &mut [f32], k: usize) {
     #[cfg(target_arch = "x86_64")]
     if use_avx2(avx2) {
         // SAFETY: the CPU has AVX2 and FMA (`use_avx2` checked), the only requirement
         // of a `target_feature` function; its body is safe code.
-        unsafe { avx2::mv_rows(a, x, c, k) };
+        unsafe { avx2::mv_rows(a, x, c, k, prefetch) };
         return;
     }
-    // Elsewhere only the check runs: a plan asking for AVX2 there panics.
+    // Elsewhere only the check runs (a plan asking for AVX2 there panics), and the
+    // portable copy has no prefetch to ask for.
     #[cfg(not(target_arch = "x86_64"))]
-    use_avx2(avx2);
+    let _ = (use_avx2(avx2), prefetch);
     mv_rows_generic::<{ HAS_FMA }>(a, x, c, k);
 }
 
 /// Vector × matrix into the columns `0..c.len()` of `b` (rows `ldb` apart) on one
-/// thread, in AVX2+FMA where `avx2`.
-fn vm_cols(avx2: bool, x: &[f32], b: &[f32], ldb: usize, c: &mut [f32]) {
+/// thread, in AVX2+FMA where `avx2` (prefetching where `prefetch`).
+fn vm_cols((avx2, prefetch): (bool, bool), x: &[f32], b: &[f32], ldb: usize, c: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if use_avx2(avx2) {
         // SAFETY: the CPU has AVX2 and FMA (`use_avx2` checked), the only requirement
         // of a `target_feature` function; its body is safe code.
-        unsafe { avx2::vm_cols(x, b, ldb, c) };
+        unsafe { avx2::vm_cols(x, b, ldb, c, prefetch) };
         return;
     }
-    // Elsewhere only the check runs: a plan asking for AVX2 there panics.
+    // Elsewhere only the check runs (a plan asking for AVX2 there panics), and the
+    // portable copy has no prefetch to ask for.
     #[cfg(not(target_arch = "x86_64"))]
-    use_avx2(avx2);
+    let _ = (use_avx2(avx2), prefetch);
     vm_cols_generic::<{ HAS_FMA }>(x, b, ldb, c);
 }
 
@@ -269,15 +288,16 @@ mod tests {
     use crate::numeric::DEFAULT_TOLERANCE;
     use crate::verify::full as verify_product;
 
-    /// The copies this CPU runs: portable always, AVX2 where it has AVX2 and FMA.
-    fn copies() -> Vec<bool> {
+    /// The copies this CPU runs, as `(avx2, prefetch)`: portable always, AVX2 with and
+    /// without prefetch where it has AVX2 and FMA.
+    fn copies() -> Vec<(bool, bool)> {
         let features = crate::cpu::features::CpuFeatures::detect();
         if !features.avx2_fma {
             eprintln!("skipped the AVX2 vector kernels: this CPU lacks AVX2 and FMA");
         }
-        [false, true]
+        [(false, false), (true, false), (true, true)]
             .into_iter()
-            .filter(|&avx2| !avx2 || features.avx2_fma)
+            .filter(|&(avx2, _)| !avx2 || features.avx2_fma)
             .collect()
     }
 
@@ -295,10 +315,10 @@ mod tests {
         ] {
             let (a, x) = random(m as u64, m, k, 1);
             let dims = Dims::packed(Shape::new(m, k, 1));
-            for avx2 in copies() {
-                let run = |a: &[f32], x: &[f32], c: &mut [f32]| matrix_vector(avx2, a, x, c, dims);
+            for copy in copies() {
+                let run = |a: &[f32], x: &[f32], c: &mut [f32]| matrix_vector(copy, a, x, c, dims);
                 check_product((&a, &x), (m, k, 1), run)
-                    .unwrap_or_else(|e| panic!("avx2 {avx2}: {e}"));
+                    .unwrap_or_else(|e| panic!("(avx2, prefetch) {copy:?}: {e}"));
             }
         }
     }
@@ -316,22 +336,22 @@ mod tests {
         ] {
             let (x, b) = random(n as u64, 1, k, n);
             let dims = Dims::packed(Shape::new(1, k, n));
-            for avx2 in copies() {
-                let run = |x: &[f32], b: &[f32], c: &mut [f32]| vector_matrix(avx2, x, b, c, dims);
+            for copy in copies() {
+                let run = |x: &[f32], b: &[f32], c: &mut [f32]| vector_matrix(copy, x, b, c, dims);
                 check_product((&x, &b), (1, k, n), run)
-                    .unwrap_or_else(|e| panic!("avx2 {avx2}: {e}"));
+                    .unwrap_or_else(|e| panic!("(avx2, prefetch) {copy:?}: {e}"));
             }
         }
     }
 
     #[test]
     fn strided_operands_match_the_reference() {
-        for avx2 in copies() {
-            strided_operands(avx2);
+        for copy in copies() {
+            strided_operands(copy);
         }
     }
 
-    fn strided_operands(avx2: bool) {
+    fn strided_operands(copy: (bool, bool)) {
         // A's rows 3 floats longer than k, B's column 2 apart, C's 5: matrix × vector.
         let (m, k) = (9, 37);
         let (a, x) = random(1, m, k, 1);
@@ -349,7 +369,7 @@ mod tests {
             ldb: 2,
             ldc: 5,
         };
-        matrix_vector(avx2, &a_wide, &x_wide, &mut c, dims);
+        matrix_vector(copy, &a_wide, &x_wide, &mut c, dims);
         let c: Vec<f32> = c.iter().step_by(5).copied().collect();
         verify_product(&a, &x, &c, Shape::new(m, k, 1), DEFAULT_TOLERANCE).unwrap();
         // Vector × matrix on columns 3..40 of a 50-column B.
@@ -364,7 +384,7 @@ mod tests {
             ldb: n,
             ldc: 37,
         };
-        vector_matrix(avx2, &x, &b[3..], &mut c, dims);
+        vector_matrix(copy, &x, &b[3..], &mut c, dims);
         let b_cols: Vec<f32> = b.chunks(n).flat_map(|r| r[3..40].to_vec()).collect();
         verify_product(&x, &b_cols, &c, Shape::new(1, k, 37), DEFAULT_TOLERANCE).unwrap();
     }
