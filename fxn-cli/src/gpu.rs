@@ -165,6 +165,13 @@ fn render(r: &GpuInfoReport) -> String {
     let _ = writeln!(s, "  model:           {}", c.model);
     let _ = writeln!(s, "  arch:            {} ({})", c.arch, c.simd);
     let _ = writeln!(s, "  cores:           {}", c.cores);
+    if c.last_level_cache > 0 {
+        let _ = writeln!(
+            s,
+            "  last level:      {} MiB of cache (CPUID)",
+            c.last_level_cache as f64 / f64::from(1 << 20)
+        );
+    }
     let _ = writeln!(
         s,
         "  memory:          {} total, {} available",

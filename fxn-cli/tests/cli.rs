@@ -47,6 +47,8 @@ fn gpu_info_json_is_one_versioned_document() {
     assert_eq!(doc["format_version"], 1);
     assert!(doc["cpu"]["cores"].as_u64().unwrap() >= 1);
     assert!(!doc["cpu"]["model"].as_str().unwrap().is_empty());
+    // Bytes, 0 where CPUID does not tell: never absent.
+    assert!(doc["cpu"]["last_level_cache"].is_u64());
     let cuda = metal_matmul::CudaStatus::probe().available();
     assert_eq!(doc["cuda"]["device"], cuda);
     if cuda {

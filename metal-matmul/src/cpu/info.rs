@@ -1,4 +1,5 @@
-//! What the CPU is: model, architecture, vector extensions, cores and memory.
+//! What the CPU is: model, architecture, vector extensions, last-level cache, cores and
+//! memory.
 
 use crate::DeviceInfo;
 
@@ -14,6 +15,11 @@ pub struct CpuInfo {
     /// `"neon"`; from a [`CpuBackend`](super::CpuBackend) with a lower
     /// [`SimdLimit`](super::SimdLimit), what its kernels use and what the CPU has.
     pub simd: String,
+    /// The last-level cache one core sees, in bytes (per instance, not summed over the
+    /// chip): what the CPU backend's plan compares a vector shape's matrix with. 0 where
+    /// CPUID does not tell, and on every CPU but x86-64.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub last_level_cache: u64,
     /// Logical cores available to this process.
     pub cores: usize,
     /// Physical memory in bytes (0 if unread).
@@ -30,6 +36,7 @@ impl CpuInfo {
             model: model().unwrap_or_else(|| "unknown CPU".to_owned()),
             arch: std::env::consts::ARCH.to_owned(),
             simd: simd().to_owned(),
+            last_level_cache: super::caches::last_level_bytes().map_or(0, |b| b as u64),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             memory_total,
             memory_available,
@@ -174,8 +181,34 @@ mod tests {
             assert_ne!(info.model, "unknown CPU");
             assert!(info.memory_total > 0);
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        assert_eq!(info.last_level_cache, 0);
+        // Where Linux lists the caches too, CPUID's largest agrees with its largest.
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        match (info.last_level_cache, sysfs_largest_cache()) {
+            (0, _) | (_, None) => eprintln!("no cache size from CPUID or from sysfs"),
+            (cpuid, Some(sysfs)) => assert_eq!(cpuid, sysfs),
+        }
         let dev = info.device_info(3);
         assert_eq!(dev.device_type, "CPU");
         assert_eq!(dev.max_threads_per_group, 3);
+    }
+
+    /// The largest data or unified cache of cpu0 that sysfs lists, in bytes.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    fn sysfs_largest_cache() -> Option<u64> {
+        let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+        dir.filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let read = |name: &str| std::fs::read_to_string(path.join(name)).ok();
+            let kind = read("type")?;
+            if !matches!(kind.trim(), "Data" | "Unified") {
+                return None;
+            }
+            let size = read("size")?;
+            let kib = size.trim().strip_suffix('K')?.parse::<u64>().ok()?;
+            Some(kib * 1024)
+        })
+        .max()
     }
 }
