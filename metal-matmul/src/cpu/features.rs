@@ -62,7 +62,7 @@ impl FromStr for SimdLimit {
 /// kernels it runs, and the size of its last-level cache. Detected once per backend
 /// ([`CpuFeatures::detect`]); the plan reads nothing else about the CPU (never its
 /// vendor or model name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CpuFeatures {
     /// x86-64 with AVX-512F.
     pub avx512f: bool,
@@ -73,9 +73,9 @@ pub(crate) struct CpuFeatures {
     /// faer held to its AVX2+FMA code: the CPU has AVX-512F, which an AVX2 limit took
     /// away (faer would otherwise choose AVX-512 by itself).
     pub faer_avx2: bool,
-    /// The last-level cache one core sees, in bytes; 0 where CPUID does not tell (see
-    /// [`CpuFeatures::llc_bytes`]).
-    pub llc: usize,
+    /// The last-level cache one core sees, in bytes: from CPUID, else
+    /// [`DEFAULT_LLC_BYTES`].
+    pub llc_bytes: usize,
 }
 
 /// The last-level cache assumed where CPUID does not tell: 32 MiB, the L3 of every
@@ -90,7 +90,7 @@ impl CpuFeatures {
         avx2_fma: true,
         neon: false,
         faer_avx2: false,
-        llc: DEFAULT_LLC_BYTES,
+        llc_bytes: DEFAULT_LLC_BYTES,
     };
 
     /// An x86-64 CPU with AVX2 and FMA but no AVX-512.
@@ -100,7 +100,7 @@ impl CpuFeatures {
         avx2_fma: true,
         neon: false,
         faer_avx2: false,
-        llc: DEFAULT_LLC_BYTES,
+        llc_bytes: DEFAULT_LLC_BYTES,
     };
 
     /// An aarch64 CPU.
@@ -110,18 +110,8 @@ impl CpuFeatures {
         avx2_fma: false,
         neon: true,
         faer_avx2: false,
-        llc: DEFAULT_LLC_BYTES,
+        llc_bytes: DEFAULT_LLC_BYTES,
     };
-
-    /// The last-level cache one core sees, in bytes: as detected, else
-    /// [`DEFAULT_LLC_BYTES`].
-    pub fn llc_bytes(&self) -> usize {
-        if self.llc == 0 {
-            DEFAULT_LLC_BYTES
-        } else {
-            self.llc
-        }
-    }
 
     /// These features less what `limit` excludes (never more than they are).
     pub fn limited_to(self, limit: SimdLimit) -> Self {
@@ -153,7 +143,7 @@ impl CpuFeatures {
                     && std::arch::is_x86_feature_detected!("fma"),
                 neon: false,
                 faer_avx2: false,
-                llc: super::caches::last_level_bytes().unwrap_or(0),
+                llc_bytes: super::caches::last_level_bytes().unwrap_or(DEFAULT_LLC_BYTES),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -163,7 +153,7 @@ impl CpuFeatures {
                 avx2_fma: false,
                 neon: cfg!(target_arch = "aarch64"),
                 faer_avx2: false,
-                llc: super::caches::last_level_bytes().unwrap_or(0),
+                llc_bytes: super::caches::last_level_bytes().unwrap_or(DEFAULT_LLC_BYTES),
             }
         }
     }

@@ -250,7 +250,7 @@ fn streams_from_memory(shape: Shape, features: &CpuFeatures) -> bool {
     } else {
         shape.k.saturating_mul(shape.n)
     };
-    features.avx2_fma && floats.saturating_mul(4) >= features.llc_bytes()
+    features.avx2_fma && floats.saturating_mul(4) >= features.llc_bytes
 }
 
 /// The shared-B split of the AVX2 blocked kernel, for a product with a long inner
@@ -405,6 +405,7 @@ pub(crate) fn is_vector_shape(shape: Shape) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::features::SimdLimit;
 
     const AVX512: CpuFeatures = CpuFeatures::AVX512;
     const AVX2: CpuFeatures = CpuFeatures::AVX2;
@@ -563,7 +564,7 @@ mod tests {
             (1, 8192, 3),
             (8192, 3, 1),
         ];
-        for features in [AVX512, AVX2, NEON, CpuFeatures::default()] {
+        for features in [AVX512, AVX2, NEON, AVX2.limited_to(SimdLimit::Portable)] {
             for threads in [1, 2, 3, 8] {
                 for (m, k, n) in shapes {
                     let shape = Shape::new(m, k, n);
