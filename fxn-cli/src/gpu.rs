@@ -165,6 +165,13 @@ fn render(r: &GpuInfoReport) -> String {
     let _ = writeln!(s, "  model:           {}", c.model);
     let _ = writeln!(s, "  arch:            {} ({})", c.arch, c.simd);
     let _ = writeln!(s, "  cores:           {}", c.cores);
+    if c.l2_cache > 0 {
+        let _ = writeln!(
+            s,
+            "  L2:              {} MiB of cache (CPUID)",
+            c.l2_cache as f64 / f64::from(1 << 20)
+        );
+    }
     if c.last_level_cache > 0 {
         let _ = writeln!(
             s,

@@ -49,6 +49,7 @@ fn gpu_info_json_is_one_versioned_document() {
     assert!(!doc["cpu"]["model"].as_str().unwrap().is_empty());
     // Bytes, 0 where CPUID does not tell: never absent.
     assert!(doc["cpu"]["last_level_cache"].is_u64());
+    assert!(doc["cpu"]["l2_cache"].is_u64());
     let cuda = metal_matmul::CudaStatus::probe().available();
     assert_eq!(doc["cuda"]["device"], cuda);
     if cuda {

@@ -59,7 +59,7 @@ impl FromStr for SimdLimit {
 }
 
 /// What the plan knows of a CPU: the instruction-set extensions that decide which
-/// kernels it runs, and the size of its last-level cache. Detected once per backend
+/// kernels it runs, and the sizes of its L2 and last-level caches. Detected once per backend
 /// ([`CpuFeatures::detect`]); the plan reads nothing else about the CPU (never its
 /// vendor or model name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +76,17 @@ pub(crate) struct CpuFeatures {
     /// The last-level cache one core sees, in bytes: from CPUID, else
     /// [`DEFAULT_LLC_BYTES`].
     pub llc_bytes: usize,
+    /// The L2 cache one core sees, in bytes: from CPUID, else [`DEFAULT_L2_BYTES`].
+    pub l2_bytes: usize,
 }
 
 /// The last-level cache assumed where CPUID does not tell: 32 MiB, the L3 of every
 /// x86-64 machine measured here (docs/PERFORMANCE.md, "The machines").
 const DEFAULT_LLC_BYTES: usize = 32 << 20;
+
+/// The L2 assumed where CPUID does not tell: 512 KiB, Zen 3's, the smallest measured
+/// here (docs/PERFORMANCE.md, "The machines"); the plans it gives are Zen 3's.
+const DEFAULT_L2_BYTES: usize = 512 << 10;
 
 impl CpuFeatures {
     /// An x86-64 CPU with AVX-512F (and so AVX2 and FMA).
@@ -91,6 +97,7 @@ impl CpuFeatures {
         neon: false,
         faer_avx2: false,
         llc_bytes: DEFAULT_LLC_BYTES,
+        l2_bytes: DEFAULT_L2_BYTES,
     };
 
     /// An x86-64 CPU with AVX2 and FMA but no AVX-512.
@@ -101,6 +108,7 @@ impl CpuFeatures {
         neon: false,
         faer_avx2: false,
         llc_bytes: DEFAULT_LLC_BYTES,
+        l2_bytes: DEFAULT_L2_BYTES,
     };
 
     /// An aarch64 CPU.
@@ -111,6 +119,7 @@ impl CpuFeatures {
         neon: true,
         faer_avx2: false,
         llc_bytes: DEFAULT_LLC_BYTES,
+        l2_bytes: DEFAULT_L2_BYTES,
     };
 
     /// These features less what `limit` excludes (never more than they are).
@@ -144,6 +153,7 @@ impl CpuFeatures {
                 neon: false,
                 faer_avx2: false,
                 llc_bytes: super::caches::last_level_bytes().unwrap_or(DEFAULT_LLC_BYTES),
+                l2_bytes: super::caches::l2_bytes().unwrap_or(DEFAULT_L2_BYTES),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -154,6 +164,7 @@ impl CpuFeatures {
                 neon: cfg!(target_arch = "aarch64"),
                 faer_avx2: false,
                 llc_bytes: super::caches::last_level_bytes().unwrap_or(DEFAULT_LLC_BYTES),
+                l2_bytes: super::caches::l2_bytes().unwrap_or(DEFAULT_L2_BYTES),
             }
         }
     }

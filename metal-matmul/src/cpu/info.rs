@@ -1,5 +1,5 @@
-//! What the CPU is: model, architecture, vector extensions, last-level cache, cores and
-//! memory.
+//! What the CPU is: model, architecture, vector extensions, L2 and last-level caches,
+//! cores and memory.
 
 use crate::DeviceInfo;
 
@@ -20,6 +20,11 @@ pub struct CpuInfo {
     /// CPUID does not tell, and on every CPU but x86-64.
     #[cfg_attr(feature = "serde", serde(default))]
     pub last_level_cache: u64,
+    /// The L2 cache one core sees, in bytes (per instance): what the plan chooses the
+    /// split of a product of few rows by. 0 where CPUID does not tell, and on every CPU
+    /// but x86-64.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub l2_cache: u64,
     /// Logical cores available to this process.
     pub cores: usize,
     /// Physical memory in bytes (0 if unread).
@@ -37,6 +42,7 @@ impl CpuInfo {
             arch: std::env::consts::ARCH.to_owned(),
             simd: simd().to_owned(),
             last_level_cache: super::caches::last_level_bytes().map_or(0, |b| b as u64),
+            l2_cache: super::caches::l2_bytes().map_or(0, |b| b as u64),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             memory_total,
             memory_available,
@@ -182,27 +188,38 @@ mod tests {
             assert!(info.memory_total > 0);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        assert_eq!(info.last_level_cache, 0);
-        // Where Linux lists the caches too, CPUID's largest agrees with its largest.
+        assert_eq!((info.last_level_cache, info.l2_cache), (0, 0));
+        // Where Linux lists the caches too, CPUID's largest and L2 agree with its own.
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        match (info.last_level_cache, sysfs_largest_cache()) {
-            (0, _) | (_, None) => eprintln!("no cache size from CPUID or from sysfs"),
-            (cpuid, Some(sysfs)) => assert_eq!(cpuid, sysfs),
+        for (cpuid, sysfs) in [
+            (info.last_level_cache, sysfs_cache(None)),
+            (info.l2_cache, sysfs_cache(Some(2))),
+        ] {
+            match (cpuid, sysfs) {
+                (0, _) | (_, None) => eprintln!("no cache size from CPUID or from sysfs"),
+                (cpuid, Some(sysfs)) => assert_eq!(cpuid, sysfs),
+            }
         }
         let dev = info.device_info(3);
         assert_eq!(dev.device_type, "CPU");
         assert_eq!(dev.max_threads_per_group, 3);
     }
 
-    /// The largest data or unified cache of cpu0 that sysfs lists, in bytes.
+    /// The largest data or unified cache of cpu0 that sysfs lists at `level` (any level
+    /// for `None`), in bytes.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    fn sysfs_largest_cache() -> Option<u64> {
+    fn sysfs_cache(level: Option<u32>) -> Option<u64> {
         let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
         dir.filter_map(|entry| {
             let path = entry.ok()?.path();
             let read = |name: &str| std::fs::read_to_string(path.join(name)).ok();
             let kind = read("type")?;
             if !matches!(kind.trim(), "Data" | "Unified") {
+                return None;
+            }
+            if level
+                .is_some_and(|want| read("level").and_then(|l| l.trim().parse().ok()) != Some(want))
+            {
                 return None;
             }
             let size = read("size")?;

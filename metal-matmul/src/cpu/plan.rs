@@ -107,6 +107,15 @@ const SHARED_MAX_ROWS: usize = 30;
 /// The fewest chunks per thread of a shared-B split, so that the threads even out.
 const SHARED_CHUNKS_PER_THREAD: usize = 32;
 
+/// The smallest L2 on which a product of few rows a thread takes faer's own split
+/// instead of the shared-B split: 1 MiB (Zen 4 under an AVX2 limit, measured ahead;
+/// Zen 3's 512 KiB keeps the shared B). docs/PERFORMANCE.md, "faer's split on a large L2".
+const FAER_SPLIT_MIN_L2: usize = 1 << 20;
+
+/// The most rows of C a thread for which faer's split is taken on such an L2 (768 rows
+/// on two threads measured ahead, 896 and more level).
+const FAER_SPLIT_MAX_ROWS: usize = 384;
+
 /// The most floats of B the small kernel takes in AVX2 (16 KiB: half of an L1 data
 /// cache; measured on Zen 3).
 const SMALL_MAX_B_AVX2: usize = 4096;
@@ -261,9 +270,15 @@ fn streams_from_memory(shape: Shape, features: &CpuFeatures) -> bool {
 /// and faer's split there on Zen 3 (2048³ on two threads: paired 84–85% of OpenBLAS
 /// before, 93–95% after); AVX-512 machines, where it was not measured, keep their row
 /// blocks. Chunks a quarter of the size they first had (MC) were 0.2–4% faster from
-/// 512³ to 4096³ on two threads.
+/// 512³ to 4096³ on two threads. On an L2 of [`FAER_SPLIT_MIN_L2`] or more, a product
+/// of at most [`FAER_SPLIT_MAX_ROWS`] rows a thread goes to faer's split instead
+/// (`None` here): the threads' packing of the shared B, whose lines the other core
+/// holds, was 8% of a 512³ call there, and faer's split was 3–9% ahead up to 768 rows.
 fn shared(shape: Shape, threads: usize, features: &CpuFeatures) -> Option<Plan> {
-    (shape.k > SPLIT_MAX_K && blocked_isa(shape, features) == Some(Isa::Avx2)).then(|| {
+    let faer_ahead =
+        features.l2_bytes >= FAER_SPLIT_MIN_L2 && shape.m <= threads * FAER_SPLIT_MAX_ROWS;
+    let takes = shape.k > SPLIT_MAX_K && blocked_isa(shape, features) == Some(Isa::Avx2);
+    (takes && !faer_ahead).then(|| {
         let panels = shape.m.div_ceil(MR_AVX2);
         let chunks = panels
             .div_ceil(SHARED_MAX_ROWS / MR_AVX2)
@@ -429,6 +444,17 @@ mod tests {
         }
     }
 
+    /// An AVX2-only CPU, and an AVX-512 one, with 1 MiB of L2 (the constants have Zen
+    /// 3's 512 KiB).
+    const AVX2_L2_1M: CpuFeatures = CpuFeatures {
+        l2_bytes: 1 << 20,
+        ..AVX2
+    };
+    const AVX512_L2_1M: CpuFeatures = CpuFeatures {
+        l2_bytes: 1 << 20,
+        ..AVX512
+    };
+
     #[test]
     fn a_table_of_shapes_gets_its_plans() {
         use Isa::{Avx2 as A2, Avx512 as A5};
@@ -503,10 +529,22 @@ mod tests {
             (s(64, 1000, 1000), 8, AVX2, shared(8, 11)),
             (s(511, 511, 511), 2, AVX2, rows(faer, 2, 256, false)),
             (s(40, 1000, 1000), 2, AVX2, faer_split(2)),
+            // An L2 of 1 MiB: faer's split for at most 384 rows a thread.
+            (s(512, 512, 512), 2, AVX2_L2_1M, faer_split(2)),
+            (s(768, 1000, 2000), 2, AVX2_L2_1M, faer_split(2)),
+            (s(770, 1000, 1000), 2, AVX2_L2_1M, shared(2, 64)),
+            (s(1000, 1000, 1000), 2, AVX2_L2_1M, shared(2, 64)),
+            (s(1536, 1000, 1000), 4, AVX2_L2_1M, faer_split(4)),
             (
                 s(700, 1000, 1000),
                 2,
                 AVX512,
+                rows(Blocked(A5), 2, 352, false),
+            ),
+            (
+                s(700, 1000, 1000),
+                2,
+                AVX512_L2_1M,
                 rows(Blocked(A5), 2, 352, false),
             ),
             (s(40, 1000, 1000), 2, AVX512, faer_split(2)),
