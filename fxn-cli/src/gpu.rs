@@ -165,19 +165,14 @@ fn render(r: &GpuInfoReport) -> String {
     let _ = writeln!(s, "  model:           {}", c.model);
     let _ = writeln!(s, "  arch:            {} ({})", c.arch, c.simd);
     let _ = writeln!(s, "  cores:           {}", c.cores);
-    if c.l2_cache > 0 {
-        let _ = writeln!(
-            s,
-            "  L2:              {} MiB of cache (CPUID)",
-            c.l2_cache as f64 / f64::from(1 << 20)
-        );
-    }
-    if c.last_level_cache > 0 {
-        let _ = writeln!(
-            s,
-            "  last level:      {} MiB of cache (CPUID)",
-            c.last_level_cache as f64 / f64::from(1 << 20)
-        );
+    for (label, bytes) in [
+        ("L2:        ", c.l2_cache),
+        ("last level:", c.last_level_cache),
+    ] {
+        if bytes > 0 {
+            let mib = bytes as f64 / f64::from(1 << 20);
+            let _ = writeln!(s, "  {label}      {mib} MiB of cache (CPUID)");
+        }
     }
     let _ = writeln!(
         s,

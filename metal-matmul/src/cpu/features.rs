@@ -141,31 +141,24 @@ impl CpuFeatures {
     }
 
     /// The features of the CPU this runs on. Cheap after the first call (the standard
-    /// library keeps the CPUID answers, `caches` the cache size), but callers keep the
+    /// library keeps the CPUID answers, `caches` the cache sizes), but callers keep the
     /// result rather than ask per call.
     pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        {
-            Self {
-                avx512f: std::arch::is_x86_feature_detected!("avx512f"),
-                avx2_fma: std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma"),
-                neon: false,
-                faer_avx2: false,
-                llc_bytes: super::caches::last_level_bytes().unwrap_or(DEFAULT_LLC_BYTES),
-                l2_bytes: super::caches::l2_bytes().unwrap_or(DEFAULT_L2_BYTES),
-            }
-        }
+        let (avx512f, avx2_fma) = (
+            std::arch::is_x86_feature_detected!("avx512f"),
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma"),
+        );
         #[cfg(not(target_arch = "x86_64"))]
-        {
-            Self {
-                avx512f: false,
-                avx2_fma: false,
-                neon: cfg!(target_arch = "aarch64"),
-                faer_avx2: false,
-                llc_bytes: super::caches::last_level_bytes().unwrap_or(DEFAULT_LLC_BYTES),
-                l2_bytes: super::caches::l2_bytes().unwrap_or(DEFAULT_L2_BYTES),
-            }
+        let (avx512f, avx2_fma) = (false, false);
+        Self {
+            avx512f,
+            avx2_fma,
+            neon: cfg!(target_arch = "aarch64"),
+            faer_avx2: false,
+            llc_bytes: super::caches::last_level_bytes().unwrap_or(DEFAULT_LLC_BYTES),
+            l2_bytes: super::caches::l2_bytes().unwrap_or(DEFAULT_L2_BYTES),
         }
     }
 }
