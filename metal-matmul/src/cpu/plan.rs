@@ -112,6 +112,10 @@ const SHARED_CHUNKS_PER_THREAD: usize = 32;
 /// Zen 3's 512 KiB keeps the shared B). docs/PERFORMANCE.md, "faer's split on a large L2".
 const FAER_SPLIT_MIN_L2: usize = 1 << 20;
 
+/// The smallest L2 that keeps the shared-B split again: 2 MiB (an Intel Xeon under an
+/// AVX2 limit, where the shared B was 8 points ahead at 512³). Same section.
+const FAER_SPLIT_MAX_L2: usize = 2 << 20;
+
 /// The most rows of C a thread for which faer's split is taken on such an L2 (768 rows
 /// on two threads measured ahead, 896 and more level).
 const FAER_SPLIT_MAX_ROWS: usize = 384;
@@ -270,13 +274,14 @@ fn streams_from_memory(shape: Shape, features: &CpuFeatures) -> bool {
 /// and faer's split there on Zen 3 (2048³ on two threads: paired 84–85% of OpenBLAS
 /// before, 93–95% after); AVX-512 machines, where it was not measured, keep their row
 /// blocks. Chunks a quarter of the size they first had (MC) were 0.2–4% faster from
-/// 512³ to 4096³ on two threads. On an L2 of [`FAER_SPLIT_MIN_L2`] or more, a product
-/// of at most [`FAER_SPLIT_MAX_ROWS`] rows a thread goes to faer's split instead
-/// (`None` here): the threads' packing of the shared B, whose lines the other core
-/// holds, was 8% of a 512³ call there, and faer's split was 3–9% ahead up to 768 rows.
+/// 512³ to 4096³ on two threads. On an L2 of at least [`FAER_SPLIT_MIN_L2`] and under
+/// [`FAER_SPLIT_MAX_L2`] (Zen 4's 1 MiB), a product of at most [`FAER_SPLIT_MAX_ROWS`]
+/// rows a thread goes to faer's split instead (`None` here): the threads' packing of
+/// the shared B, whose lines the other core holds, was 8% of a 512³ call there, and
+/// faer's split was 3–9% ahead up to 768 rows. On the Intel Xeon's 2 MiB it was behind.
 fn shared(shape: Shape, threads: usize, features: &CpuFeatures) -> Option<Plan> {
-    let faer_ahead =
-        features.l2_bytes >= FAER_SPLIT_MIN_L2 && shape.m <= threads * FAER_SPLIT_MAX_ROWS;
+    let faer_ahead = (FAER_SPLIT_MIN_L2..FAER_SPLIT_MAX_L2).contains(&features.l2_bytes)
+        && shape.m <= threads * FAER_SPLIT_MAX_ROWS;
     let takes = shape.k > SPLIT_MAX_K && blocked_isa(shape, features) == Some(Isa::Avx2);
     (takes && !faer_ahead).then(|| {
         let panels = shape.m.div_ceil(MR_AVX2);
@@ -444,10 +449,14 @@ mod tests {
         }
     }
 
-    /// An AVX2-only CPU, and an AVX-512 one, with 1 MiB of L2 (the constants have Zen
-    /// 3's 512 KiB).
+    /// An AVX2-only CPU with 1 MiB and with 2 MiB of L2, and an AVX-512 one with 1 MiB
+    /// (the constants have Zen 3's 512 KiB).
     const AVX2_L2_1M: CpuFeatures = CpuFeatures {
         l2_bytes: 1 << 20,
+        ..AVX2
+    };
+    const AVX2_L2_2M: CpuFeatures = CpuFeatures {
+        l2_bytes: 2 << 20,
         ..AVX2
     };
     const AVX512_L2_1M: CpuFeatures = CpuFeatures {
@@ -535,6 +544,9 @@ mod tests {
             (s(770, 1000, 1000), 2, AVX2_L2_1M, shared(2, 64)),
             (s(1000, 1000, 1000), 2, AVX2_L2_1M, shared(2, 64)),
             (s(1536, 1000, 1000), 4, AVX2_L2_1M, faer_split(4)),
+            // An L2 of 2 MiB keeps the shared B.
+            (s(512, 512, 512), 2, AVX2_L2_2M, shared(2, 64)),
+            (s(768, 1000, 2000), 2, AVX2_L2_2M, shared(2, 64)),
             (
                 s(700, 1000, 1000),
                 2,
