@@ -3,7 +3,7 @@
 
 use super::kernels::{Dims, Isa, Kernel, blocked, faer_parallel, few_rows};
 use super::plan::{Plan, Split};
-use super::tasks;
+use super::tasks::{self, Join};
 use crate::Shape;
 
 /// `C = A·B` for the dense row-major `shape` as `plan` says, on `pool` (and the calling
@@ -29,18 +29,22 @@ pub(super) fn run(
         Split::Rows {
             threads,
             rows,
-            caller_joins,
+            join,
         } => {
             let (lda, ldc) = (dims.lda, dims.ldc);
             let blocks = c.chunks_mut(rows * ldc).zip(a.chunks(rows * lda));
-            tasks::run(pool, threads, caller_joins, blocks, |(c, a)| {
+            tasks::run(pool, threads, join, blocks, |(c, a)| {
                 kernel.run(a, b, c, dims.with_rows(c.len() / ldc));
             });
         }
-        Split::Columns { threads, cols } => {
+        Split::Columns {
+            threads,
+            cols,
+            join,
+        } => {
             assert_eq!(shape.m, 1, "a column split needs a one-row C");
             let blocks = c.chunks_mut(cols).enumerate();
-            tasks::run(pool, threads, true, blocks, |(i, c)| {
+            tasks::run(pool, threads, join, blocks, |(i, c)| {
                 let block = Dims {
                     n: c.len(),
                     ldc: c.len(),
@@ -49,7 +53,11 @@ pub(super) fn run(
                 kernel.run(a, &b[i * cols..], c, block);
             });
         }
-        Split::Inner { threads, depth } => inner(pool, kernel, (threads, depth), a, b, c, dims),
+        Split::Inner {
+            threads,
+            depth,
+            join,
+        } => inner(pool, kernel, (threads, depth, join), a, b, c, dims),
         Split::Shared { threads, chunks } => match kernel {
             Kernel::Blocked(Isa::Avx2) => {
                 blocked::shared::gemm::<blocked::Avx2>(pool, (threads, chunks), a, b, c, dims);
@@ -74,7 +82,7 @@ pub(super) fn run(
 fn inner(
     pool: &rayon::ThreadPool,
     kernel: Kernel,
-    (threads, depth): (usize, usize),
+    (threads, depth, join): (usize, usize, Join),
     a: &[f32],
     b: &[f32],
     c: &mut [f32],
@@ -94,7 +102,7 @@ fn inner(
     };
     if ranges.len() > 1 {
         let items = scratch.chunks_mut(part_len).zip(ranges.iter().copied());
-        tasks::run(pool, threads, true, items, |(out, range)| part(range, out));
+        tasks::run(pool, threads, join, items, |(out, range)| part(range, out));
     } else {
         // k = 0 leaves the one scratch C zero: C = 0.
         if let Some(&range) = ranges.first() {
@@ -148,17 +156,26 @@ mod tests {
             Kernel::VecMat { avx2, prefetch },
         );
         let plan = |kernel, split| Plan { kernel, split };
-        let rows = |threads, rows, caller_joins| Split::Rows {
+        let rows = |threads, rows, join| Split::Rows {
             threads,
             rows,
-            caller_joins,
+            join,
         };
         // Blocks that divide the rows and blocks that leave a short last one; more
-        // blocks than threads; the caller joining and not.
-        check(&pool, plan(FAER, rows(2, 16, true)), (100, 30, 20));
-        check(&pool, plan(FAER, rows(3, 7, false)), (50, 9, 13));
-        check(&pool, plan(FAER, rows(2, 64, false)), (64, 5, 3));
-        check(&pool, plan(mat_vec, rows(2, 8, true)), (301, 199, 1));
+        // blocks than threads; each way of joining.
+        check(&pool, plan(FAER, rows(2, 16, Join::Caller)), (100, 30, 20));
+        check(&pool, plan(FAER, rows(3, 7, Join::Workers)), (50, 9, 13));
+        check(&pool, plan(FAER, rows(2, 64, Join::Workers)), (64, 5, 3));
+        check(
+            &pool,
+            plan(mat_vec, rows(2, 8, Join::Caller)),
+            (301, 199, 1),
+        );
+        for threads in [2, 3] {
+            let split = rows(threads, 8, Join::CallerFirstArrivals);
+            check(&pool, plan(FAER, split), (101, 30, 20));
+            check(&pool, plan(mat_vec, split), (301, 199, 1));
+        }
         check(&pool, plan(FAER, Split::Faer { threads: 3 }), (70, 80, 90));
         if avx2 {
             // faer held to its AVX2 code, in its own split and in row blocks.
@@ -168,14 +185,31 @@ mod tests {
                 plan(faer_avx2, Split::Faer { threads: 3 }),
                 (70, 80, 90),
             );
-            check(&pool, plan(faer_avx2, rows(2, 16, true)), (100, 30, 20));
+            check(
+                &pool,
+                plan(faer_avx2, rows(2, 16, Join::Caller)),
+                (100, 30, 20),
+            );
         }
         // Column blocks of a one-row C, the last short.
-        let columns = |threads, cols| Split::Columns { threads, cols };
-        check(&pool, plan(vec_mat, columns(2, 16)), (1, 40, 70));
-        check(&pool, plan(vec_mat, columns(3, 64)), (1, 9, 4500));
+        let columns = |threads, cols, join| Split::Columns {
+            threads,
+            cols,
+            join,
+        };
+        check(
+            &pool,
+            plan(vec_mat, columns(2, 16, Join::Caller)),
+            (1, 40, 70),
+        );
+        let split = columns(3, 64, Join::CallerFirstArrivals);
+        check(&pool, plan(vec_mat, split), (1, 9, 4500));
         // Inner ranges: one (on the caller), several, a short last one.
-        let inner = |threads, depth| Split::Inner { threads, depth };
+        let inner = |threads, depth| Split::Inner {
+            threads,
+            depth,
+            join: Join::CallerFirstArrivals,
+        };
         check(&pool, plan(vec_mat, inner(2, 32)), (1, 203, 77));
         check(&pool, plan(FAER, inner(3, 100)), (7, 1001, 33));
         check(&pool, plan(FAER, inner(1, 1000)), (5, 300, 1000));

@@ -8,6 +8,7 @@
 use super::features::CpuFeatures;
 use super::kernels::blocked::{MR_AVX2, MR_AVX512};
 use super::kernels::{Isa, Kernel, few_rows, gemv, narrow, small};
+use super::tasks::Join;
 use crate::Shape;
 
 /// What to run for one product: a one-thread kernel and the split that runs it.
@@ -25,33 +26,40 @@ pub(crate) enum Split {
     /// The whole product on the calling thread.
     One,
     /// Independent blocks of `rows` rows of C (the last may be shorter), claimed by
-    /// `threads` threads; the calling thread works too when `caller_joins`.
+    /// `threads` threads as `join` says.
     Rows {
         /// Threads that claim blocks.
         threads: usize,
         /// Rows of C per block.
         rows: usize,
-        /// Whether the calling thread starts on the blocks at once.
-        caller_joins: bool,
+        /// Which threads compute: the caller with workers, or workers alone.
+        join: Join,
     },
-    /// A one-row C in blocks of `cols` columns, claimed by `threads` threads.
+    /// A one-row C in blocks of `cols` columns, claimed by `threads` threads, the
+    /// caller among them.
     Columns {
         /// Threads that claim blocks.
         threads: usize,
         /// Columns of C per block.
         cols: usize,
+        /// How the caller's helpers are woken.
+        join: Join,
     },
     /// The inner dimension in ranges of `depth` steps (the last may be shorter), each
-    /// a product into a scratch C of its own, summed into C at the end.
+    /// a product into a scratch C of its own, summed into C at the end; the caller
+    /// claims ranges too.
     Inner {
         /// Threads that claim ranges.
         threads: usize,
         /// Steps of the inner dimension per range.
         depth: usize,
+        /// How the caller's helpers are woken.
+        join: Join,
     },
     /// The blocked kernel's loops on `threads` threads sharing one packed B, in
     /// `chunks` chunks of C's rows (whole micro-panels, as even as they can be) claimed
-    /// as threads free up (`blocked::shared`).
+    /// as threads free up (`blocked::shared`), the caller among them, with every
+    /// worker woken ([`Join::CallerFirstArrivals`]).
     Shared {
         /// Threads that claim chunks.
         threads: usize,
@@ -79,6 +87,15 @@ const MIN_ELEMENTS_PER_THREAD: f64 = 65_536.0;
 
 /// Below this many floating-point operations the calling thread works on a row split.
 const CALLER_JOINS_MAX_FLOPS: f64 = 1.0e8;
+
+/// From this many floating-point operations a GEMM on which the caller works wakes
+/// every worker ([`Join::CallerFirstArrivals`]); below it, only those it needs (128³
+/// lost a third of its median call to the extra wake-up). docs/PERFORMANCE.md,
+/// "Waking every worker".
+const WAKE_ALL_MIN_FLOPS: f64 = 1.0e7;
+
+/// The same for the vector shapes, in elements of the matrix (4 MiB of floats).
+const WAKE_ALL_MIN_ELEMENTS: f64 = (1 << 20) as f64;
 
 /// The longest inner dimension a short-k row split takes (512³ on two threads is
 /// faster through faer's own split).
@@ -183,7 +200,7 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
                     .div_ceil(threads * MV_TASKS_PER_THREAD)
                     .max(MV_MIN_TASK_ELEMENTS.div_ceil(k.max(1)))
                     .next_multiple_of(gemv::ROWS);
-                rows_split(threads, rows, true)
+                rows_split(threads, rows, caller_join(shape))
             } else {
                 Split::One
             },
@@ -198,10 +215,18 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
             let depth = k
                 .div_ceil(threads * VM_TASKS_PER_THREAD)
                 .next_multiple_of(gemv::ROWS);
-            Split::Inner { threads, depth }
+            Split::Inner {
+                threads,
+                depth,
+                join: caller_join(shape),
+            }
         } else {
             let cols = n.div_ceil(threads).next_multiple_of(16);
-            Split::Columns { threads, cols }
+            Split::Columns {
+                threads,
+                cols,
+                join: caller_join(shape),
+            }
         };
         return Plan {
             kernel: Kernel::VecMat {
@@ -222,7 +247,11 @@ pub(crate) fn plan(shape: Shape, threads: usize, features: &CpuFeatures) -> Plan
         let depth = k.div_ceil(tasks).next_multiple_of(FEW_ROWS_PASS);
         return Plan {
             kernel: Kernel::FewRows(isa),
-            split: Split::Inner { threads, depth },
+            split: Split::Inner {
+                threads,
+                depth,
+                join: caller_join(shape),
+            },
         };
     }
     if threads == 1 {
@@ -314,15 +343,39 @@ fn row_blocks(shape: Shape, threads: usize, per_thread: usize, features: &CpuFea
     let rows = shape.m.div_ceil(unit).div_ceil(blocks) * unit;
     Plan {
         kernel,
-        split: rows_split(threads, rows, shape.flops() < CALLER_JOINS_MAX_FLOPS),
+        split: rows_split(
+            threads,
+            rows,
+            if shape.flops() < CALLER_JOINS_MAX_FLOPS {
+                caller_join(shape)
+            } else {
+                Join::Workers
+            },
+        ),
     }
 }
 
-fn rows_split(threads: usize, rows: usize, caller_joins: bool) -> Split {
+fn rows_split(threads: usize, rows: usize, join: Join) -> Split {
     Split::Rows {
         threads,
         rows,
-        caller_joins,
+        join,
+    }
+}
+
+/// How the caller of a split it works on wakes its helpers: every worker from
+/// [`WAKE_ALL_MIN_FLOPS`] (GEMMs) or [`WAKE_ALL_MIN_ELEMENTS`] (the vector shapes),
+/// only those it needs below.
+fn caller_join(shape: Shape) -> Join {
+    let large = if is_vector_shape(shape) {
+        shape.flops() / 2.0 >= WAKE_ALL_MIN_ELEMENTS
+    } else {
+        shape.flops() >= WAKE_ALL_MIN_FLOPS
+    };
+    if large {
+        Join::CallerFirstArrivals
+    } else {
+        Join::Caller
     }
 }
 
@@ -438,13 +491,13 @@ mod tests {
         }
     }
 
-    fn rows(kernel: Kernel, threads: usize, rows: usize, caller_joins: bool) -> Plan {
+    fn rows(kernel: Kernel, threads: usize, rows: usize, join: Join) -> Plan {
         Plan {
             kernel,
             split: Split::Rows {
                 threads,
                 rows,
-                caller_joins,
+                join,
             },
         }
     }
@@ -470,6 +523,9 @@ mod tests {
         use Kernel::{Blocked, FewRows, Narrow, Small};
         let faer = Kernel::Faer { avx2_only: false };
         let s = Shape::new;
+        // Who computes a split: the caller with every worker woken, the caller with
+        // the workers it needs, the workers alone.
+        let (all, caller, workers) = (Join::CallerFirstArrivals, Join::Caller, Join::Workers);
         // The vector kernels in AVX2 (x86-64) or portable code (NEON machines).
         // With prefetch where the matrix is at least the last-level cache (32 MiB in
         // the table's features): 4096 × 2048 floats and more.
@@ -485,11 +541,19 @@ mod tests {
         };
         let inner = |kernel, threads, depth| Plan {
             kernel,
-            split: Split::Inner { threads, depth },
+            split: Split::Inner {
+                threads,
+                depth,
+                join: all,
+            },
         };
-        let cols = |kernel, threads, cols| Plan {
+        let cols = |kernel, threads, cols, join| Plan {
             kernel,
-            split: Split::Columns { threads, cols },
+            split: Split::Columns {
+                threads,
+                cols,
+                join,
+            },
         };
         let faer_split = |threads| Plan {
             kernel: faer,
@@ -510,8 +574,8 @@ mod tests {
             (s(129, 129, 129), 1, AVX512, one(faer)),
             (s(256, 256, 256), 1, AVX2, one(faer)),
             // A long A with a small B: row blocks through the small kernel.
-            (s(1000, 64, 64), 2, AVX2, rows(Small(A2), 2, 504, true)),
-            (s(1000, 64, 64), 2, AVX512, rows(Small(A5), 2, 504, true)),
+            (s(1000, 64, 64), 2, AVX2, rows(Small(A2), 2, 504, caller)),
+            (s(1000, 64, 64), 2, AVX512, rows(Small(A5), 2, 504, caller)),
             (s(256, 256, 256), 1, NEON, one(faer)),
             // Large products: the blocked kernel in the widest ISA, faer on aarch64.
             (s(1000, 1000, 1000), 1, AVX512, one(Blocked(A5))),
@@ -525,7 +589,7 @@ mod tests {
                 s(1000, 1000, 1000),
                 2,
                 AVX512,
-                rows(Blocked(A5), 2, 504, false),
+                rows(Blocked(A5), 2, 504, workers),
             ),
             (s(1000, 1000, 1000), 2, AVX2, shared(2, 64)),
             (s(1024, 1024, 1024), 2, AVX2, shared(2, 64)),
@@ -536,7 +600,7 @@ mod tests {
             (s(4096, 4096, 4096), 3, AVX2, shared(3, 138)),
             (s(100, 1000, 1000), 2, AVX2, shared(2, 17)),
             (s(64, 1000, 1000), 8, AVX2, shared(8, 11)),
-            (s(511, 511, 511), 2, AVX2, rows(faer, 2, 256, false)),
+            (s(511, 511, 511), 2, AVX2, rows(faer, 2, 256, workers)),
             (s(40, 1000, 1000), 2, AVX2, faer_split(2)),
             // An L2 of 1 MiB: faer's split for at most 384 rows a thread.
             (s(512, 512, 512), 2, AVX2_L2_1M, faer_split(2)),
@@ -551,25 +615,27 @@ mod tests {
                 s(700, 1000, 1000),
                 2,
                 AVX512,
-                rows(Blocked(A5), 2, 352, false),
+                rows(Blocked(A5), 2, 352, workers),
             ),
             (
                 s(700, 1000, 1000),
                 2,
                 AVX512_L2_1M,
-                rows(Blocked(A5), 2, 352, false),
+                rows(Blocked(A5), 2, 352, workers),
             ),
             (s(40, 1000, 1000), 2, AVX512, faer_split(2)),
             (s(1000, 1000, 1000), 2, NEON, faer_split(2)),
-            (s(4096, 4096, 4096), 2, NEON, rows(faer, 2, 2048, false)),
+            (s(4096, 4096, 4096), 2, NEON, rows(faer, 2, 2048, workers)),
             // Two threads, short k: row blocks of at least 256 rows, at most 4 per
             // thread, through faer; the caller joins short products.
-            (s(256, 256, 256), 2, AVX2, rows(faer, 2, 128, true)),
-            (s(127, 257, 513), 2, AVX512, rows(faer, 2, 64, true)),
-            (s(4096, 64, 4096), 2, AVX2, rows(faer, 2, 512, false)),
+            (s(256, 256, 256), 2, AVX2, rows(faer, 2, 128, all)),
+            // Under WAKE_ALL_MIN_FLOPS the caller wakes only the workers it needs.
+            (s(128, 128, 128), 2, AVX2, rows(faer, 2, 64, caller)),
+            (s(127, 257, 513), 2, AVX512, rows(faer, 2, 64, all)),
+            (s(4096, 64, 4096), 2, AVX2, rows(faer, 2, 512, workers)),
             // Narrow: AVX-512's kernel, 4 blocks per thread of at least 512 rows.
             (s(4096, 4096, 64), 1, AVX512, one(Narrow)),
-            (s(4096, 4096, 64), 2, AVX512, rows(Narrow, 2, 512, false)),
+            (s(4096, 4096, 64), 2, AVX512, rows(Narrow, 2, 512, workers)),
             (s(4096, 4096, 64), 1, AVX2, one(faer)),
             // Few rows: B streamed, the inner dimension in ranges of whole passes.
             (s(8, 4096, 4096), 1, AVX2, inner(FewRows(A2), 1, 4096)),
@@ -578,13 +644,19 @@ mod tests {
             (s(8, 4096, 4096), 1, NEON, one(faer)),
             // Vector shapes.
             (s(4096, 4096, 1), 1, AVX2, one(mv_avx2)),
-            (s(4096, 4096, 1), 2, NEON, rows(mv_portable, 2, 32, true)),
+            (s(4096, 4096, 1), 2, NEON, rows(mv_portable, 2, 32, all)),
+            (
+                s(512, 512, 1),
+                2,
+                AVX2,
+                rows(mv(true, false), 2, 32, caller),
+            ),
             // Vector × matrix: a block of columns a thread while each has 2048 or
             // more, else ranges of a long inner dimension, else columns again.
-            (s(1, 4096, 4096), 2, AVX2, cols(vm, 2, 2048)),
+            (s(1, 4096, 4096), 2, AVX2, cols(vm, 2, 2048, all)),
             (s(1, 4096, 4096), 4, AVX512, inner(vm, 4, 256)),
-            (s(1, 2048, 8192), 2, AVX512, cols(vm, 2, 4096)),
-            (s(1, 20, 2048), 2, AVX2, cols(vm_cached, 2, 1024)),
+            (s(1, 2048, 8192), 2, AVX512, cols(vm, 2, 4096, all)),
+            (s(1, 20, 2048), 2, AVX2, cols(vm_cached, 2, 1024, caller)),
             (s(1, 2048, 2048), 1, AVX512, one(vm_cached)),
             (s(1, 2048, 4096), 1, AVX512, one(vm)),
             (s(2048, 4096, 1), 1, AVX2, one(mv_avx2)),

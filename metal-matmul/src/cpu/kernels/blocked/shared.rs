@@ -17,7 +17,7 @@
 
 use super::{BUFFERS, Buffers, Micro, k_step, pack_a, pack_b, run_block, settled};
 use crate::cpu::kernels::Dims;
-use crate::cpu::tasks;
+use crate::cpu::tasks::{self, Join};
 use std::cell::Cell;
 
 thread_local! {
@@ -59,29 +59,41 @@ pub(in crate::cpu) fn gemm<K: Micro>(
         let b_pack = &mut b_pack[..kb * n_padded];
         let group = pack_group::<K>(n_padded, threads);
         let groups = b_pack.chunks_mut(kb * group).enumerate();
-        tasks::run(pool, threads, true, groups, |(g, out)| {
-            let j0 = g * group;
-            pack_b::<K>(b, d.ldb, (p0, kb), (j0, group.min(n - j0)), out);
-        });
+        tasks::run(
+            pool,
+            threads,
+            Join::CallerFirstArrivals,
+            groups,
+            |(g, out)| {
+                let j0 = g * group;
+                pack_b::<K>(b, d.ldb, (p0, kb), (j0, group.min(n - j0)), out);
+            },
+        );
         let b_pack = &*b_pack;
         let parts = row_chunks(&mut *c, d, K::MR, chunks);
-        tasks::run(pool, threads, true, parts, |(i0, c)| {
-            let chunk = d.with_rows(c.len().div_ceil(d.ldc));
-            let a = &a[i0 * d.lda..];
-            BUFFERS.with_borrow_mut(|buffers| {
-                let (a_pack, _) = buffers.take(chunk.m.next_multiple_of(K::MR) * kb, 0);
-                pack_a::<K>(a, chunk, p0, kb, a_pack);
-                for (j, b_block) in b_pack.chunks(kb * K::NC).enumerate() {
-                    let j0 = j * K::NC;
-                    let block = Dims {
-                        k: kb,
-                        n: K::NC.min(n - j0),
-                        ..chunk
-                    };
-                    run_block::<K>(a_pack, b_block, &mut c[j0..], block, p0 > 0);
-                }
-            });
-        });
+        tasks::run(
+            pool,
+            threads,
+            Join::CallerFirstArrivals,
+            parts,
+            |(i0, c)| {
+                let chunk = d.with_rows(c.len().div_ceil(d.ldc));
+                let a = &a[i0 * d.lda..];
+                BUFFERS.with_borrow_mut(|buffers| {
+                    let (a_pack, _) = buffers.take(chunk.m.next_multiple_of(K::MR) * kb, 0);
+                    pack_a::<K>(a, chunk, p0, kb, a_pack);
+                    for (j, b_block) in b_pack.chunks(kb * K::NC).enumerate() {
+                        let j0 = j * K::NC;
+                        let block = Dims {
+                            k: kb,
+                            n: K::NC.min(n - j0),
+                            ..chunk
+                        };
+                        run_block::<K>(a_pack, b_block, &mut c[j0..], block, p0 > 0);
+                    }
+                });
+            },
+        );
     }
     SHARED_B.set(kept.0);
 }
