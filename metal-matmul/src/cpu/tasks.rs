@@ -54,14 +54,14 @@ pub(super) fn run<T: Send>(
                 scope.spawn(|_| work());
             }
         }),
-        Join::Caller => pool.in_place_scope(|scope| {
-            for _ in 1..threads {
-                scope.spawn(|_| work());
-            }
-            work();
-        }),
-        Join::CallerFirstArrivals => {
-            // The caller holds one seat; each worker takes the next as it arrives.
+        Join::Caller | Join::CallerFirstArrivals => {
+            // The caller holds one seat; each worker woken takes the next as it
+            // arrives, and finds none left only when all were woken.
+            let woken = if join == Join::Caller {
+                threads.saturating_sub(1)
+            } else {
+                threads
+            };
             let seated = AtomicUsize::new(1);
             let arrive = || {
                 if seated.fetch_add(1, Ordering::Relaxed) < threads {
@@ -70,7 +70,7 @@ pub(super) fn run<T: Send>(
             };
             pool.in_place_scope(|scope| {
                 if threads > 1 {
-                    for _ in 0..threads {
+                    for _ in 0..woken {
                         scope.spawn(|_| arrive());
                     }
                 }
